@@ -1,0 +1,62 @@
+"""Reference max pooling with switches, its backward, and unpooling.
+
+The switch of an output is the position of the window's maximum as a row-major index
+``i*k + j`` into the k x k window (uint8). Tie rule, the same on every backend: the first
+maximum in row-major window order wins. Padding is -inf, so it never wins (every window
+overlaps the input because pad < k is required).
+"""
+from __future__ import annotations
+
+from ..backend import get_array_module
+from .conv import check_window
+from .registry import register
+
+
+def check_pool(x_shape, k: int, stride: int, pad: int):
+    """Validate a pooling geometry; returns (OH, OW)."""
+    if pad >= k:
+        raise ValueError(f"maxpool: padding {pad} must be smaller than the window {k}")
+    if k * k > 255:
+        raise ValueError(f"maxpool: window {k}x{k} too large for uint8 switches")
+    return check_window(x_shape, k, k, stride, pad, "maxpool")
+
+
+@register("maxpool_fwd", "numpy")
+def maxpool_fwd(x, k: int, stride: int, pad: int):
+    """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8)."""
+    xp = get_array_module(x)
+    OH, OW = check_pool(x.shape, k, stride, pad)
+    H, W = x.shape[2:]
+    xpad = x
+    if pad:
+        xpad = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-xp.inf)
+    y = xpad[:, :, 0:stride * OH:stride, 0:stride * OW:stride].copy()
+    switches = xp.zeros(y.shape, dtype=xp.uint8)
+    # Running maximum over the k*k window offsets; strict '>' keeps the first maximum.
+    for i in range(k):
+        for j in range(k):
+            if i == 0 and j == 0:
+                continue
+            v = xpad[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
+            better = v > y
+            y = xp.where(better, v, y)
+            switches[better] = i * k + j
+    return y, switches
+
+
+@register("maxpool_bwd", "numpy")
+def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
+    """Route each dy to its switch; overlapping windows accumulate.
+    dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
+    xp = get_array_module(dy)
+    OH, OW = check_pool(x_shape, k, stride, pad)
+    if dy.shape != switches.shape or dy.shape[2:] != (OH, OW) or dy.shape[:2] != tuple(x_shape[:2]):
+        raise ValueError(f"maxpool_bwd: dy {dy.shape} / switches {switches.shape} do not match "
+                         f"input {tuple(x_shape)} pooled {k}/{stride} pad {pad}")
+    N, C, H, W = x_shape
+    dxpad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dy.dtype)
+    for i in range(k):
+        for j in range(k):
+            routed = xp.where(switches == i * k + j, dy, 0)
+            dxpad[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride] += routed
+    return dxpad[:, :, pad:pad + H, pad:pad + W] if pad else dxpad
