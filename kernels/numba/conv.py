@@ -3,6 +3,8 @@
 What this version does differently from the NumPy reference:
 - im2col reads the unpadded input and writes zeros for out-of-image positions itself, so no
   padded copy of x is made; each output row segment is a strided gather from one input row.
+  It is bound by writing the kh*kw times larger cols, so it gains little over NumPy's single
+  strided copy: the real saving would be not materialising cols (see requests/numba.md).
 - col2im accumulates straight into the unpadded output, skipping contributions that fall in
   the padding, instead of summing into a padded buffer and cropping it.
 - Both run one (image, channel) plane per parallel task: tasks never write the same memory.
@@ -33,20 +35,19 @@ def _im2col(x, kh, kw, stride, pad, OH, OW, cols):
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         for i in range(kh):
-            oh0, oh1 = _valid_range(i, pad, stride, H, OH)
             for j in range(kw):
-                ow0, ow1 = _valid_range(j, pad, stride, W, OW)
                 dst = cols[n, (c * kh + i) * kw + j]
                 for oh in range(OH):
-                    row = dst[oh * OW:(oh + 1) * OW]
-                    if oh < oh0 or oh >= oh1:
-                        row[:] = 0
-                        continue
-                    src = x[n, c, oh * stride + i - pad]
-                    row[:ow0] = 0
-                    for ow in range(ow0, ow1):
-                        row[ow] = src[ow * stride + j - pad]
-                    row[ow1:] = 0
+                    h = oh * stride + i - pad
+                    base = oh * OW
+                    if h < 0 or h >= H:  # a row of padding
+                        for ow in range(OW):
+                            dst[base + ow] = 0
+                    else:
+                        src = x[n, c, h]
+                        for ow in range(OW):
+                            w = ow * stride + j - pad
+                            dst[base + ow] = src[w] if w >= 0 and w < W else 0
 
 
 @njit(parallel=True, cache=True)
