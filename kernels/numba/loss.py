@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from zfraw.ops.loss import _check
+from zfraw.ops import loss as reference
 from zfraw.ops.registry import register
 
-from ._util import as_c
+from ._util import as_c, floats_only
 
 
 @njit(cache=True)
@@ -50,9 +50,10 @@ def _labels(labels, k: int) -> np.ndarray:
 
 
 @register("softmax_xent", "numba")
+@floats_only(reference.softmax_xent)
 def softmax_xent(logits, labels):
     """logits: (N, K) float, labels: (N,) int -> (loss: 0-d array, probs: (N, K))."""
-    _check(logits, labels)
+    reference._check(logits, labels)
     logits = as_c(logits)
     probs = np.empty_like(logits)
     nll = np.empty(logits.shape[0], dtype=logits.dtype)
@@ -61,9 +62,10 @@ def softmax_xent(logits, labels):
 
 
 @register("softmax_xent_bwd", "numba")
+@floats_only(reference.softmax_xent_bwd)
 def softmax_xent_bwd(probs, labels):
     """Gradient of the mean cross-entropy w.r.t. the logits: (probs - onehot(labels)) / N."""
-    _check(probs, labels)
+    reference._check(probs, labels)
     probs = as_c(probs)
     d = np.empty_like(probs)
     _softmax_xent_bwd(probs, _labels(labels, probs.shape[1]), d)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from zfraw.ops import lrn as reference
 from zfraw.ops.lrn import lrn_window
 from zfraw.ops.registry import register
 
-from ._util import as_c, scalar
+from ._util import as_c, floats_only, scalar
 
 
 @njit(cache=True, inline="always")
@@ -88,6 +89,7 @@ def _flat(a, dtype):
 
 
 @register("lrn_fwd", "numba")
+@floats_only(reference.lrn_fwd)
 def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
     before, after = lrn_window(size)
@@ -101,6 +103,7 @@ def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
 
 
 @register("lrn_bwd", "numba")
+@floats_only(reference.lrn_bwd)
 def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
     """Exact gradient of lrn_fwd. dy, x, y, scale: (N, C, H, W) -> dx: (N, C, H, W)."""
     before, after = lrn_window(size)
