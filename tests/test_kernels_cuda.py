@@ -287,6 +287,8 @@ def test_softmax_xent_bad_label_gives_nan_and_bad_shapes_raise(dev):
     assert np.isnan(dev.get(loss_got))
     with pytest.raises(ValueError, match="labels"):
         loss.softmax_xent(logits, dev.put(np.array([0, 1, 2])))
+    with pytest.raises(ValueError, match="one class"):
+        loss.softmax_xent(dev.put(np.zeros((2, 0), np.float32)), dev.put(np.array([0, 0])))
     with pytest.raises(TypeError, match="integers"):
         loss.softmax_xent(logits, dev.put(np.array([0.0, 1.0])))
 

@@ -41,12 +41,12 @@ __device__ void col2im(const T* __restrict__ cols, T* __restrict__ x, long long 
     const long long nc = idx / (H * W);
     // Output positions whose window holds padded pixel (h + pad, w + pad); the tap within
     // that window is i = h + pad - oh*stride, j = w + pad - ow*stride.
-    const ZfRange rows = zf_covering(h + pad, kh, stride, OH);
-    const ZfRange cols_ = zf_covering(w + pad, kw, stride, OW);
+    const ZfRange oh_range = zf_covering(h + pad, kh, stride, OH);
+    const ZfRange ow_range = zf_covering(w + pad, kw, stride, OW);
     T acc = T(0);
-    for (long long oh = rows.lo; oh <= rows.hi; ++oh) {
+    for (long long oh = oh_range.lo; oh <= oh_range.hi; ++oh) {
       const long long i = h + pad - oh * stride;
-      for (long long ow = cols_.lo; ow <= cols_.hi; ++ow) {
+      for (long long ow = ow_range.lo; ow <= ow_range.hi; ++ow) {
         const long long j = w + pad - ow * stride;
         acc += cols[((nc * kh + i) * kw + j) * OH * OW + oh * OW + ow];
       }

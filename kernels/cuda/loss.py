@@ -12,6 +12,8 @@ from . import _loader
 def _labels(xp, logits, labels, what: str):
     """Validated (N,) int64 contiguous labels for (N, K) logits."""
     _check(logits, labels)
+    if logits.shape[1] < 1:
+        raise ValueError(f"{what}: need at least one class, got shape {logits.shape}")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"{what}: labels must be integers, got {labels.dtype}")
     return xp.ascontiguousarray(labels, dtype=xp.int64)

@@ -57,12 +57,12 @@ __device__ void maxpool_bwd(const T* __restrict__ dy, const unsigned char* __res
     const long long h = (idx / W) % H;
     const long long plane = (idx / (H * W)) * OH * OW;  // offset of the (n, c) output plane
     // Windows holding padded pixel (h + pad, w + pad), at tap (i, j) within each.
-    const ZfRange rows = zf_covering(h + pad, k, stride, OH);
-    const ZfRange cols = zf_covering(w + pad, k, stride, OW);
+    const ZfRange oh_range = zf_covering(h + pad, k, stride, OH);
+    const ZfRange ow_range = zf_covering(w + pad, k, stride, OW);
     T acc = T(0);
-    for (long long oh = rows.lo; oh <= rows.hi; ++oh) {
+    for (long long oh = oh_range.lo; oh <= oh_range.hi; ++oh) {
       const long long i = h + pad - oh * stride;
-      for (long long ow = cols.lo; ow <= cols.hi; ++ow) {
+      for (long long ow = ow_range.lo; ow <= ow_range.hi; ++ow) {
         const long long j = w + pad - ow * stride;
         const long long o = plane + oh * OW + ow;
         if ((long long)switches[o] == i * k + j) acc += dy[o];
