@@ -10,6 +10,7 @@ Every test runs on two backends (the ``dev`` fixture):
 """
 from __future__ import annotations
 
+import os
 import zlib
 
 import numpy as np
@@ -310,3 +311,41 @@ def test_registry_dispatches_cupy_arrays_to_the_kernels():
     np.testing.assert_array_equal(backend.to_host(sw), sw_ref)
     np.testing.assert_allclose(backend.to_host(dx), ref_pool.maxpool_bwd(y_ref, sw_ref, x.shape,
                                                                          3, 2, 0), rtol=1e-6)
+
+
+# --- TF32 switch for cupy.matmul -------------------------------------------------------------
+
+def test_set_tf32_sets_cupys_environment_variable(monkeypatch):
+    from kernels.cuda import set_tf32, tf32_enabled
+    monkeypatch.delenv("CUPY_TF32", raising=False)  # restored after the test
+    try:
+        set_tf32(True)
+        assert os.environ["CUPY_TF32"] == "1"
+        assert tf32_enabled() == backend.cuda_available()
+    finally:
+        set_tf32(False)
+    assert os.environ["CUPY_TF32"] == "0" and not tf32_enabled()
+
+
+@pytest.mark.cuda
+def test_set_tf32_changes_float32_matmul_precision():
+    if not backend.cuda_available():
+        pytest.skip("no usable GPU/CuPy")
+    from kernels.cuda import set_tf32
+    cupy = backend.cupy_module()
+    if int(cupy.cuda.Device().compute_capability) < 80:
+        pytest.skip("TF32 needs compute capability 8.0+")
+    # 1 + 2^-15 is not representable in TF32 (10 mantissa bits); large enough that cuBLAS
+    # picks tensor-core kernels when allowed.
+    n = 1024
+    a = cupy.full((n, n), 1.0 + 2.0 ** -15, dtype=cupy.float32)
+    b = cupy.ones((n, n), dtype=cupy.float32)
+    try:
+        set_tf32(False)
+        full = float((a @ b)[0, 0])
+        set_tf32(True)
+        tf32 = float((a @ b)[0, 0])
+    finally:
+        set_tf32(False)
+    assert full == pytest.approx(n * (1.0 + 2.0 ** -15), rel=1e-6)
+    assert tf32 == float(n)  # the inputs rounded to 1.0
