@@ -335,10 +335,11 @@ def test_set_tf32_changes_float32_matmul_precision():
     cupy = backend.cupy_module()
     if int(cupy.cuda.Device().compute_capability) < 80:
         pytest.skip("TF32 needs compute capability 8.0+")
-    # 1 + 2^-15 is not representable in TF32 (10 mantissa bits); large enough that cuBLAS
-    # picks tensor-core kernels when allowed.
+    # 1 + 2^-12 rounds to 1.0 in TF32 (10 mantissa bits), while every partial sum of up to
+    # 1024 such terms is exact in float32 (22 bits), whatever the summation order. n is large
+    # enough that cuBLAS picks tensor-core kernels when they are allowed.
     n = 1024
-    a = cupy.full((n, n), 1.0 + 2.0 ** -15, dtype=cupy.float32)
+    a = cupy.full((n, n), 1.0 + 2.0 ** -12, dtype=cupy.float32)
     b = cupy.ones((n, n), dtype=cupy.float32)
     try:
         set_tf32(False)
@@ -347,5 +348,5 @@ def test_set_tf32_changes_float32_matmul_precision():
         tf32 = float((a @ b)[0, 0])
     finally:
         set_tf32(False)
-    assert full == pytest.approx(n * (1.0 + 2.0 ** -15), rel=1e-6)
+    assert full == n * (1.0 + 2.0 ** -12)
     assert tf32 == float(n)  # the inputs rounded to 1.0
