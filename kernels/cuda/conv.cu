@@ -1,8 +1,8 @@
 // im2col and col2im (layout of zfraw/ops/conv.py):
 //   cols[n, (c*kh + i)*kw + j, oh*OW + ow] = xpad[n, c, oh*stride + i, ow*stride + j]
 // Differences from the NumPy reference:
-// - im2col: one thread per element of cols, reading x directly; the zero padding is never
-//   materialized (an out-of-image tap reads as 0).
+// - im2col: one thread per output position copies its window's taps straight from x; the zero
+//   padding is never materialized (an out-of-image tap reads as 0).
 // - col2im: a gather, one thread per input pixel summing every cols entry that reads it, in
 //   place of the reference's kh*kw strided scatter-adds. No atomics; the sum order is fixed
 //   (oh, then ow, ascending), so the result is deterministic, though rounded differently
@@ -14,19 +14,27 @@ template <typename T>
 __device__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long N, long long C,
                        long long H, long long W, long long kh, long long kw, long long stride,
                        long long pad, long long OH, long long OW) {
-  // cols' flat index is ((((n*C + c)*kh + i)*kw + j)*OH + oh)*OW + ow, with ow fastest so
-  // neighbouring threads write neighbouring addresses.
-  ZF_FOR_EACH(idx, N * C * kh * kw * OH * OW) {
-    long long r = idx;
-    const long long ow = r % OW; r /= OW;
-    const long long oh = r % OH; r /= OH;
-    const long long j = r % kw; r /= kw;
-    const long long i = r % kh; r /= kh;
-    const long long nc = r;  // n*C + c
-    const long long h = oh * stride + i - pad;  // row in the unpadded input
-    const long long w = ow * stride + j - pad;
-    const bool inside = h >= 0 && h < H && w >= 0 && w < W;
-    cols[idx] = inside ? x[(nc * H + h) * W + w] : T(0);
+  // One thread per (n, c, oh, ow) copies its window's kh*kw taps, so the index is decoded once
+  // per window rather than once per tap. For a fixed tap, neighbouring threads (neighbouring
+  // ow) write neighbouring addresses.
+  ZF_FOR_EACH(idx, N * C * OH * OW) {
+    const long long ow = idx % OW;
+    const long long oh = (idx / OW) % OH;
+    const long long nc = idx / (OH * OW);  // n*C + c
+    const T* plane = x + nc * H * W;
+    // cols[n, (c*kh + i)*kw + j, oh*OW + ow] sits at ((nc*kh*kw + i*kw + j)*OH + oh)*OW + ow,
+    // so tap (i, j) is at out[(i*kw + j) * OH*OW].
+    T* out = cols + nc * kh * kw * OH * OW + oh * OW + ow;
+    const long long h0 = oh * stride - pad;  // window's top-left in unpadded coordinates
+    const long long w0 = ow * stride - pad;
+    for (long long i = 0; i < kh; ++i) {
+      const long long h = h0 + i;
+      for (long long j = 0; j < kw; ++j) {
+        const long long w = w0 + j;
+        const bool inside = h >= 0 && h < H && w >= 0 && w < W;  // else zero padding
+        out[(i * kw + j) * OH * OW] = inside ? plane[h * W + w] : T(0);
+      }
+    }
   }
 }
 

@@ -20,7 +20,7 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
     N, C, H, W = x.shape
     x = xp.ascontiguousarray(x)
     cols = xp.empty((N, C * kh * kw, OH * OW), dtype=x.dtype)
-    _loader.launch_1d("conv", "im2col", x.dtype, cols.size,
+    _loader.launch_1d("conv", "im2col", x.dtype, N * C * OH * OW,
                       (x, cols) + _loader.i64(N, C, H, W, kh, kw, stride, pad, OH, OW))
     return cols
 
