@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-all demo bench nvcc-check clean
+.PHONY: test test-all test-gpu demo bench nvcc-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
+
+# On a GPU machine (no registry there): PYTHONPATH=. python -m pytest -q -m cuda
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m cuda
 
 # Compile every CUDA kernel when nvcc is present, so a syntax error fails CI without a GPU.
 nvcc-check:

@@ -3,7 +3,7 @@ arrays (impl 'cuda'). Same signatures as zfraw/ops/loss.py; the loss stays on th
 from __future__ import annotations
 
 from zfraw.backend import get_array_module
-from zfraw.ops.loss import _check
+from zfraw.ops.loss import check_logits_labels
 from zfraw.ops.registry import register
 
 from . import _loader
@@ -11,7 +11,7 @@ from . import _loader
 
 def _labels(xp, logits, labels, what: str):
     """Validated (N,) int64 contiguous labels for (N, K) logits."""
-    _check(logits, labels)
+    check_logits_labels(logits, labels)
     if logits.shape[1] < 1:
         raise ValueError(f"{what}: need at least one class, got shape {logits.shape}")
     if labels.dtype.kind not in "iu":

@@ -40,7 +40,8 @@ def maxpool_fwd(x, k: int, stride: int, pad: int):
             v = xpad[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
             better = v > y
             y = xp.where(better, v, y)
-            switches[better] = i * k + j
+            # where(), not a masked store: on CuPy a boolean-mask store syncs with the host.
+            switches = xp.where(better, xp.uint8(i * k + j), switches)
     return y, switches
 
 
