@@ -3,7 +3,7 @@ window) on CuPy arrays (impl 'cuda'). Same signatures as zfraw/ops/lrn.py."""
 from __future__ import annotations
 
 from zfraw.backend import get_array_module
-from zfraw.ops.lrn import lrn_window
+from zfraw.ops.lrn import check_lrn, lrn_window
 from zfraw.ops.registry import register
 
 from . import _loader
@@ -24,6 +24,7 @@ def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
     xp = get_array_module(x)
     before, after = lrn_window(size)
+    check_lrn("lrn_fwd", x)
     N, C, HW = _channels(x.shape, "lrn_fwd")
     x = xp.ascontiguousarray(x)
     y = xp.empty_like(x)
@@ -40,9 +41,7 @@ def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
     """Exact gradient of lrn_fwd. dy, x, y, scale: (N, C, H, W) -> dx: (N, C, H, W)."""
     xp = get_array_module(dy)
     before, after = lrn_window(size)
-    if not dy.shape == x.shape == y.shape == scale.shape:
-        raise ValueError(f"lrn_bwd: dy {dy.shape}, x {x.shape}, y {y.shape} and scale "
-                         f"{scale.shape} must have one shape")
+    check_lrn("lrn_bwd", dy, x, y, scale)
     N, C, HW = _channels(dy.shape, "lrn_bwd")
     dy, x, y, scale = (xp.ascontiguousarray(a, dtype=dy.dtype) for a in (dy, x, y, scale))
     dx = xp.empty_like(dy)

@@ -6,7 +6,7 @@ Same signatures, tie rule and checks as zfraw/ops/pool.py.
 from __future__ import annotations
 
 from zfraw.backend import get_array_module
-from zfraw.ops.pool import check_pool
+from zfraw.ops.pool import check_pool, check_pool_bwd
 from zfraw.ops.registry import register
 
 from . import _loader
@@ -31,10 +31,7 @@ def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
     """Route each dy to its switch; overlapping windows accumulate.
     dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
     xp = get_array_module(dy)
-    OH, OW = check_pool(x_shape, k, stride, pad)
-    if dy.shape != switches.shape or dy.shape[2:] != (OH, OW) or dy.shape[:2] != tuple(x_shape[:2]):
-        raise ValueError(f"maxpool_bwd: dy {dy.shape} / switches {switches.shape} do not match "
-                         f"input {tuple(x_shape)} pooled {k}/{stride} pad {pad}")
+    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad)
     N, C, H, W = (int(s) for s in x_shape)
     dy = xp.ascontiguousarray(dy)
     switches = xp.ascontiguousarray(switches, dtype=xp.uint8)

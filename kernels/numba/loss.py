@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from zfraw.ops.loss import _check
+from zfraw.ops.loss import check_logits_labels
 from zfraw.ops.registry import register
 
 from ._util import as_c
@@ -51,7 +51,7 @@ def _labels(labels, k: int) -> np.ndarray:
 @register("softmax_xent", "numba")
 def softmax_xent(logits, labels):
     """logits: (N, K) float, labels: (N,) int -> (loss: 0-d array, probs: (N, K))."""
-    _check(logits, labels)
+    check_logits_labels(logits, labels)
     logits = as_c(logits)
     probs = np.empty_like(logits)
     nll = np.empty(logits.shape[0], dtype=logits.dtype)
@@ -62,7 +62,7 @@ def softmax_xent(logits, labels):
 @register("softmax_xent_bwd", "numba")
 def softmax_xent_bwd(probs, labels):
     """Gradient of the mean cross-entropy w.r.t. the logits: (probs - onehot(labels)) / N."""
-    _check(probs, labels)
+    check_logits_labels(probs, labels)
     probs = as_c(probs)
     d = np.empty_like(probs)
     _softmax_xent_bwd(probs, _labels(labels, probs.shape[1]), d)
