@@ -32,5 +32,14 @@ nvcc-check:
 	  done; \
 	else echo "nvcc-check: no nvcc or no .cu files, skipped"; fi
 
+# The benchmark suite (`make bench BENCH_ARGS=--quick` for a short run). PyTorch, the peer
+# column, is installed only from a local wheel folder (this project's machines have one), never
+# downloaded; without it the peer column is left out.
+TORCH_WHEELS ?= /opt/wheels
+bench: $(STAMP)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --no-index \
+	  --find-links $(TORCH_WHEELS) torch 2>/dev/null || echo "bench: no torch wheel, peer column skipped"
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache
