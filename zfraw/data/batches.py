@@ -53,17 +53,23 @@ def _prefetch(gen, depth: int = 2):
 class BatchLoader:
     """Mean-subtracted float32 batches (N, 3, crop, crop) and int64 labels from a :class:`Dataset`.
 
-    mean: float32 (S, S, 3) per-pixel mean of the training set; crop: side of the net's input.
+    mean: float32 (S, S, 3) per-pixel mean of the training set; crop: side of the net's input;
+    scale: multiplies the mean-subtracted pixels (1 keeps the paper's 0..255 range).
     """
 
     def __init__(self, data: Dataset, mean: np.ndarray, crop: int, batch_size: int,
-                 seed: int = 0, prefetch: bool = True):
+                 seed: int = 0, prefetch: bool = True, scale: float = 1.0):
         if crop > data.size:
             raise ValueError(f"crop {crop} is larger than the stored images ({data.size})")
         if batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {batch_size}")
         self.data, self.mean, self.crop = data, mean, crop
-        self.batch_size, self.seed, self.prefetch = batch_size, seed, prefetch
+        self.batch_size, self.seed, self.prefetch, self.scale = batch_size, seed, prefetch, scale
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        if self.scale != 1.0:
+            x *= np.float32(self.scale)
+        return x
 
     def steps_per_epoch(self) -> int:
         """Training steps per epoch (the last incomplete batch is dropped)."""
@@ -87,7 +93,7 @@ class BatchLoader:
                 rows = np.sort(sel)  # memory-map reads in file order; labels follow the same rows
                 x = crop_batch(self.data.images[rows], self.mean, oy[rows], ox[rows], flip[rows],
                                self.crop)
-                yield x, self.data.labels[rows]
+                yield self._scaled(x), self.data.labels[rows]
 
         return _prefetch(gen()) if self.prefetch else gen()
 
@@ -98,6 +104,6 @@ class BatchLoader:
             for i in range(0, len(self.data), self.batch_size):
                 imgs = np.asarray(self.data.images[i:i + self.batch_size])
                 x = ten_crop(imgs, self.mean, self.crop) if ten else center_crop(imgs, self.mean, self.crop)
-                yield x, self.data.labels[i:i + self.batch_size]
+                yield self._scaled(x), self.data.labels[i:i + self.batch_size]
 
         return _prefetch(gen()) if self.prefetch else gen()
