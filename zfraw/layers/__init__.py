@@ -1,0 +1,11 @@
+"""Hand-written layers: forward, backward and the paper's deconv, one small file each."""
+from .activation import ReLU
+from .base import Layer
+from .conv import Conv2d
+from .dropout import Dropout
+from .linear import Flatten, Linear, SoftmaxCrossEntropy
+from .norm import LocalResponseNorm
+from .pool import MaxPool2d
+
+__all__ = ["Layer", "Conv2d", "ReLU", "MaxPool2d", "LocalResponseNorm", "Dropout", "Flatten",
+           "Linear", "SoftmaxCrossEntropy"]

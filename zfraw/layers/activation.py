@@ -1,0 +1,24 @@
+"""ReLU, whose deconv is the paper's rectification of the downward signal."""
+from __future__ import annotations
+
+from .. import ops
+from .base import Layer
+
+
+class ReLU(Layer):
+    """max(x, 0). Forward keeps ``self.y`` (the output; its sign is the backward mask)."""
+
+    kind = "relu"
+
+    def forward(self, x):
+        """x: any shape -> same shape."""
+        self.y = ops.relu_fwd(x)
+        return self.y
+
+    def backward(self, dy):
+        """Pass dy where the forward output was positive."""
+        return ops.relu_bwd(dy, self.y)
+
+    def deconv(self, r):
+        """Rectify the signal going down (independent of the forward pass), as in the paper."""
+        return ops.rectify(r)

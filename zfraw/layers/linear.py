@@ -1,0 +1,83 @@
+"""Fully connected layer and the Flatten between the conv and fc parts."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import ops
+from ..backend import get_array_module
+from .base import Layer
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W); deconv reshapes back."""
+
+    kind = "flatten"
+
+    def output_shape(self, in_shape):
+        return (int(np.prod(in_shape)),)
+
+    def window(self, in_shape):
+        # As a receptive-field step, flattening joins every position: a window over the map.
+        return (in_shape[1], 1, 0) if len(in_shape) == 3 else (1, 1, 0)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self.x_shape)
+
+    def deconv(self, r):
+        return r.reshape(self.x_shape)
+
+
+class Linear(Layer):
+    """y = x W^T + b. params: W (out_f, in_f), b (out_f,). Forward keeps ``self.x``."""
+
+    kind = "fc"
+
+    def __init__(self, in_f: int, out_f: int, dtype=np.float32):
+        super().__init__()
+        self.in_f, self.out_f = in_f, out_f
+        self.params = {"W": np.zeros((out_f, in_f), dtype), "b": np.zeros((out_f,), dtype)}
+        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
+
+    def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.in_f,):
+            raise self._error(f"expected input ({self.in_f},), got {tuple(in_shape)}")
+        return (self.out_f,)
+
+    def macs(self, in_shape):
+        return self.in_f * self.out_f
+
+    def forward(self, x):
+        """x: (N, in_f) -> (N, out_f)."""
+        if x.ndim != 2 or x.shape[1] != self.in_f:
+            raise self._error(f"expected input (N, {self.in_f}), got shape {tuple(x.shape)}")
+        self.x = x
+        return x @ self.params["W"].T + self.params["b"]
+
+    def backward(self, dy):
+        """dy: (N, out_f) -> dx: (N, in_f); fills grads."""
+        self.grads["W"][...] = dy.T @ self.x
+        self.grads["b"][...] = dy.sum(axis=0)
+        return dy @ self.params["W"]
+
+    def deconv(self, r):
+        """Transposed weights, no bias: r (N, out_f) -> (N, in_f)."""
+        return r @ self.params["W"]
+
+
+class SoftmaxCrossEntropy:
+    """Softmax + cross-entropy, mean over the batch. Not part of a Net's layer list."""
+
+    def forward(self, logits, labels):
+        """logits (N, K), labels (N,) int -> loss as a 0-d array (stays on the device)."""
+        xp = get_array_module(logits)
+        self.labels = xp.asarray(labels)
+        loss, self.probs = ops.softmax_xent(logits, self.labels)
+        return loss
+
+    def backward(self):
+        """dlogits (N, K) of the last forward."""
+        return ops.softmax_xent_bwd(self.probs, self.labels)

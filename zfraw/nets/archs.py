@@ -1,0 +1,70 @@
+"""The architectures, as data: (name, kind, options) per layer, input shape, and a note.
+
+Each conv block follows the paper: convolution, ReLU, 3x3 max pooling with stride 2, then
+contrast normalization across feature maps (blocks 1 and 2). Channel counts and fc widths are
+multiplied by ``width`` at build time (rounded, at least 1), so a narrower net keeps the
+paper's structure exactly and only its width changes.
+"""
+from __future__ import annotations
+
+
+def _block(i, out, k, stride, pad, pool=None, norm=False):
+    layers = [(f"conv{i}", "conv", dict(out=out, k=k, stride=stride, pad=pad)),
+              (f"relu{i}", "relu", {})]
+    if pool is not None:
+        layers.append((f"pool{i}", "pool", dict(k=3, stride=2, pad=pool)))
+    if norm:
+        layers.append((f"norm{i}", "lrn", {}))
+    return layers
+
+
+def _head(fc):
+    return [("flatten", "flatten", {}),
+            ("fc6", "fc", dict(out=fc)), ("relu6", "relu", {}), ("drop6", "dropout", dict(p=0.5)),
+            ("fc7", "fc", dict(out=fc)), ("relu7", "relu", {}), ("drop7", "dropout", dict(p=0.5)),
+            ("fc8", "fc", dict(out="classes"))]
+
+
+def _convs345(pool5_pad):
+    return (_block(3, 384, 3, 1, 1) + _block(4, 384, 3, 1, 1)
+            + _block(5, 256, 3, 1, 1, pool=pool5_pad))
+
+
+ARCHITECTURES = {
+    # Fig. 3: 224 -> conv1 7x7/2 pad 1 -> 110 -> pool -> 55 -> conv2 5x5/2 -> 26 -> pool -> 13
+    # -> conv3..5 -> 13 -> pool -> 6; 6*6*256 = 9216 -> 4096 -> 4096 -> C.
+    "zf": dict(input=(3, 224, 224), note="Zeiler & Fergus Fig. 3",
+               layers=_block(1, 96, 7, 2, 1, pool=1, norm=True)
+               + _block(2, 256, 5, 2, 0, pool=1, norm=True) + _convs345(0) + _head(4096)),
+    # The paper's single-GPU replication of Krizhevsky et al.: conv1 11x11/4 (224 -> 55),
+    # pool -> 27, conv2 5x5/1 pad 2 -> 27, pool -> 13; the rest as zf.
+    "alexnet": dict(input=(3, 224, 224), note="Krizhevsky et al. as replicated in the paper",
+                    layers=_block(1, 96, 11, 4, 2, pool=0, norm=True)
+                    + _block(2, 256, 5, 1, 2, pool=0, norm=True) + _convs345(0) + _head(4096)),
+    # 64x64 (Tiny ImageNet), about 224/3.5. The first layer keeps zf's idea of a small filter
+    # and a small stride (5x5/1: 64 -> 64, pool -> 32); conv2 keeps stride 2 (-> 16, pool -> 8);
+    # pool5 -> 3; 3*3*256 = 2304 -> 2048 -> 2048 -> C (fc halved: 2304 inputs, not 9216).
+    "zf-64": dict(input=(3, 64, 64), note="zf scaled to 64x64",
+                  layers=_block(1, 96, 5, 1, 2, pool=1, norm=True)
+                  + _block(2, 256, 5, 2, 2, pool=1, norm=True) + _convs345(0) + _head(2048)),
+    # alexnet scaled the same way: the larger, coarser first layer (7x7/2: 64 -> 32, pool -> 16)
+    # and conv2 stride 1 (-> 16, pool -> 8), so that from pool2 on the shapes equal zf-64's and
+    # the architecture-selection comparison isolates the first two layers, as in the paper.
+    "alexnet-64": dict(input=(3, 64, 64), note="alexnet scaled to 64x64",
+                       layers=_block(1, 96, 7, 2, 3, pool=1, norm=True)
+                       + _block(2, 256, 5, 1, 2, pool=1, norm=True) + _convs345(0) + _head(2048)),
+    # 32x32: conv1 3x3/1 -> 32, pool -> 16; conv2 5x5/2 pad 2 -> 8, pool -> 4; conv3..5 -> 4;
+    # pool5 pad 1 -> 2; 2*2*256 = 1024 -> 1024 -> 1024 -> C.
+    "zf-32": dict(input=(3, 32, 32), note="zf scaled to 32x32",
+                  layers=_block(1, 96, 3, 1, 1, pool=1, norm=True)
+                  + _block(2, 256, 5, 2, 2, pool=1, norm=True) + _convs345(1) + _head(1024)),
+}
+
+ARCHS = tuple(ARCHITECTURES)
+
+
+def get_spec(arch: str) -> dict:
+    """The spec of a named architecture; a clear error for an unknown name."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    return ARCHITECTURES[arch]
