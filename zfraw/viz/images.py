@@ -110,6 +110,11 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1) if factor > 1 else img
 
 
+def tile_zoom(side: int, min_side: int = 48) -> int:
+    """Integer zoom that makes a tile of ``side`` pixels at least ``min_side`` wide."""
+    return max(1, -(-min_side // side))
+
+
 def save_png(img: np.ndarray, path) -> Path:
     """Write an (H, W, 3) uint8 image as PNG, creating the folder; returns the path."""
     path = Path(path)
