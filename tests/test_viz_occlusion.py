@@ -61,3 +61,19 @@ def test_drop_share_when_evidence_is_in_the_box():
     assert area == pytest.approx(9 / 64)
     share_tight, _ = drop_share_in_box(m, (4, 2, 8, 6))
     assert 0 < share_tight < 1
+
+
+def test_net_sweep_batching_matches_one_at_a_time():
+    from zfraw.nets import build
+    from zfraw.viz.features import probs_and_map
+
+    net = build("zf-32", 4, seed=0, init="he", width=0.1)
+    img = np.random.default_rng(0).standard_normal((3, 32, 32)).astype(np.float32)
+    one = occlusion_sweep(probs_and_map(net, "relu5", batch_size=1), img, 1, 8, 6, batch_size=1)
+    many = occlusion_sweep(probs_and_map(net, "relu5", batch_size=64), img, 1, 8, 6,
+                           batch_size=25)
+    assert one.fmap == many.fmap and one.act.shape == (5, 5)
+    np.testing.assert_allclose(many.act, one.act, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(many.prob_true, one.prob_true, rtol=1e-4, atol=1e-7)
+    np.testing.assert_array_equal(many.top_class, one.top_class)
+    assert np.ptp(one.prob_true) > 0  # the occluder does change the output
