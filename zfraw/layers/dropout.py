@@ -36,7 +36,8 @@ class Dropout(Layer):
         return r
 
     def extra_state(self):
-        return {"calls": self.calls}
+        return {"seed": self.seed, "calls": self.calls}
 
     def load_extra_state(self, state):
+        self.seed = int(state.get("seed", self.seed))
         self.calls = int(state["calls"])

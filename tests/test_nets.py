@@ -1,0 +1,175 @@
+"""Nets: whole-net gradients, projections, receptive fields, summaries, errors, state."""
+import numpy as np
+import pytest
+
+from zfraw import nets
+from zfraw.layers import SoftmaxCrossEntropy
+from zfraw.nets import Net, build, build_layers
+
+from gradcheck import assert_close, numeric_grad, tie_free
+
+TINY = [("conv1", "conv", dict(out=4, k=3, stride=1, pad=1)), ("relu1", "relu", {}),
+        ("pool1", "pool", dict(k=3, stride=2, pad=1)), ("norm1", "lrn", dict(alpha=0.5)),
+        ("conv2", "conv", dict(out=5, k=3, stride=2, pad=1)), ("relu2", "relu", {}),
+        ("pool2", "pool", dict(k=2, stride=2)), ("flatten", "flatten", {}),
+        ("fc3", "fc", dict(out=6)), ("relu3", "relu", {}), ("fc4", "fc", dict(out="classes"))]
+
+
+def tiny_net(specs=TINY, shape=(3, 9, 9), classes=3, seed=0):
+    net = Net(build_layers(specs, shape, classes, dtype=np.float64), shape, classes, "tiny")
+    rng = np.random.default_rng(seed)
+    for _, p, _ in net.params_and_grads():
+        p[...] = rng.standard_normal(p.shape) * 0.5
+    return net
+
+
+def test_whole_net_gradients_inputs_and_parameters():
+    net = tiny_net()
+    x = tie_free((2, 3, 9, 9), seed=4)
+    labels = np.array([0, 2])
+    loss = SoftmaxCrossEntropy()
+
+    def objective():
+        return float(SoftmaxCrossEntropy().forward(net.forward(x), labels))
+
+    loss.forward(net.forward(x), labels)
+    dx = net.backward(loss.backward())
+    analytic = {name: g.copy() for name, _, g in net.params_and_grads()}
+    assert_close(dx, numeric_grad(objective, x), atol=1e-7, rtol=1e-4, what="dx")
+    for name, p, _ in net.params_and_grads():
+        assert_close(analytic[name], numeric_grad(objective, p), atol=1e-7, rtol=1e-4, what=name)
+
+
+def test_backprop_projection_is_the_input_gradient_and_rules_differ_only_at_relus():
+    net = tiny_net().eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 9, 9))
+    out = net.forward(x, until="relu2")
+    r = np.random.default_rng(2).standard_normal(out.shape)
+    grad = numeric_grad(lambda: float(np.vdot(net.forward(x, until="relu2"), r)), x)
+    net.forward(x, until="relu2")
+    assert_close(net.project("relu2", r, "backprop"), grad, atol=1e-7, rtol=1e-4)
+    guided = net.project("relu2", r, "guided")
+    deconv = net.deconv("relu2", r)
+    assert not np.allclose(guided, deconv) and not np.allclose(guided, grad)
+    with pytest.raises(ValueError, match="rule"):
+        net.project("relu2", r, "magic")
+
+
+def test_forward_until_and_capture():
+    net = tiny_net()
+    x = np.random.default_rng(0).standard_normal((2, 3, 9, 9))
+    logits, acts = net.forward(x, capture=("pool1", "fc3"))
+    assert logits.shape == (2, 3)
+    assert_close(acts["pool1"], net.forward(x, until="pool1"))
+    assert acts["fc3"].shape == (2, 6) and net.output_shape("fc3") == (6,)
+    with pytest.raises(ValueError, match="comes after"):
+        net.forward(x, until="pool1", capture=("fc3",))
+
+
+def test_zf_summary_matches_figure_3():
+    net = build("zf", num_classes=1000)
+    rows = {r["name"]: r for r in net.summary()}
+    spatial = [rows[n]["out_shape"][1] for n in
+               ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool5")]
+    assert spatial == [110, 55, 26, 13, 13, 13, 13, 6]
+    assert rows["flatten"]["out_shape"] == (9216,)
+    assert [rows[n]["out_shape"] for n in ("fc6", "fc7", "fc8")] == [(4096,), (4096,), (1000,)]
+    # parameters: sum over layers of out*in*k*k + out, computed independently here
+    convs = [(96, 3, 7), (256, 96, 5), (384, 256, 3), (384, 384, 3), (256, 384, 3)]
+    fcs = [(4096, 9216), (4096, 4096), (1000, 4096)]
+    expected = sum(o * i * k * k + o for o, i, k in convs) + sum(o * i + o for o, i in fcs)
+    assert net.num_params() == expected == 62_357_608
+    assert rows["conv1"]["macs"] == 96 * 3 * 49 * 110 * 110
+    assert rows["conv2"]["macs"] == 256 * 96 * 25 * 26 * 26
+    assert "62,357,608" in net.summary_text()
+
+
+def test_alexnet_summary():
+    rows = {r["name"]: r for r in build("alexnet", num_classes=1000).summary()}
+    assert [rows[n]["out_shape"][1] for n in ("conv1", "pool1", "conv2", "pool2", "conv5", "pool5")] \
+        == [55, 27, 27, 13, 13, 6]
+    assert rows["conv1"]["params"] == 96 * 3 * 121 + 96
+
+
+def test_small_variants_build_and_share_the_block_structure():
+    for arch in ("zf-64", "alexnet-64", "zf-32"):
+        net = build(arch, num_classes=10, width=0.125)
+        assert [layer.name for layer in net.layers] == [layer.name for layer in build("zf", 10).layers]
+    assert build("zf-64", 10).output_shape("pool2") == build("alexnet-64", 10).output_shape("pool2")
+
+
+def test_receptive_fields_by_hand_for_zf():
+    net = build("zf", num_classes=10, width=0.05)
+    assert net.receptive_field("conv1") == (7, 2, -1)
+    assert net.receptive_field("pool1") == (11, 4, -3)   # 7 + 2*2, 2*2, -1 - 1*2
+    assert net.receptive_field("conv2") == (27, 8, -3)   # 11 + 4*4, 4*2, -3 - 0
+    assert net.receptive_field("pool2") == (43, 16, -11)
+    assert net.rf_box("conv2", 2, 3) == (13, 21, 40, 48)
+
+
+def test_receptive_field_is_exact_on_a_conv_chain():
+    # With positive weights and inputs every unit is active, so the input gradient of one output
+    # is non-zero exactly on its receptive field (clipped to the image).
+    specs = [("c1", "conv", dict(out=2, k=3, stride=2, pad=1)), ("r1", "relu", {}),
+             ("c2", "conv", dict(out=2, k=5, stride=1, pad=2)), ("r2", "relu", {}),
+             ("c3", "conv", dict(out=2, k=3, stride=2, pad=0))]
+    net = Net(build_layers(specs, (1, 23, 23), 2, dtype=np.float64), (1, 23, 23), 2)
+    for _, p, _ in net.params_and_grads():
+        p[...] = 1.0
+    x = np.ones((1, 1, 23, 23))
+    out = net.forward(x, until="c3")
+    for (y, xx) in [(0, 0), (2, 1), (out.shape[2] - 1, out.shape[3] - 1)]:
+        r = np.zeros_like(out)
+        r[0, 0, y, xx] = 1.0
+        net.forward(x, until="c3")
+        g = net.project("c3", r, "backprop")[0, 0]
+        ys, xs = np.nonzero(g)
+        y0, x0, y1, x1 = net.rf_box("c3", y, xx)
+        assert (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) == \
+            (max(y0, 0), max(x0, 0), min(y1, 23), min(x1, 23))
+
+
+def test_receptive_field_bounds_every_influence_through_pooling():
+    net = build("zf-32", num_classes=4, width=0.125, init="he")
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    base = net.forward(x, until="conv3")
+    y0, x0, y1, x1 = net.rf_box("conv3", 1, 2)
+    outside = [(i, j) for i in range(32) for j in range(32)
+               if not (y0 <= i < y1 and x0 <= j < x1)]
+    for i, j in outside[::7]:
+        x2 = x.copy()
+        x2[0, :, i, j] += 10.0
+        assert np.array_equal(net.forward(x2, until="conv3")[0, :, 1, 2], base[0, :, 1, 2])
+
+
+def test_bad_inputs_are_named():
+    net = build("zf-32", num_classes=4, width=0.125)
+    with pytest.raises(ValueError, match="unknown architecture 'zf-99'"):
+        build("zf-99")
+    with pytest.raises(ValueError, match=r"expected input \(N, 3, 32, 32\)"):
+        net.forward(np.zeros((2, 3, 31, 32), np.float32))
+    with pytest.raises(ValueError, match=r"expected input \(N, 3, 32, 32\)"):
+        net.forward(np.zeros((3, 32, 32), np.float32))
+    with pytest.raises(KeyError, match="no layer named 'conv9'"):
+        net.forward(np.zeros((1, 3, 32, 32), np.float32), until="conv9")
+    with pytest.raises(ValueError, match="smaller than"):
+        Net(build_layers(TINY, (3, 2, 2), 3), (3, 2, 2), 3)
+
+
+def test_state_dict_round_trip_includes_dropout_counters():
+    a = build("zf-32", num_classes=4, width=0.125, seed=1)
+    b = build("zf-32", num_classes=4, width=0.125, seed=2)
+    x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    a.forward(x)
+    state = a.state_dict()
+    assert int(state["drop6.calls"]) == 1
+    b.load_state_dict(state)
+    assert np.array_equal(a.forward(x), b.forward(x))  # same weights and same next dropout mask
+    bad = dict(state)
+    bad["conv1.W"] = bad["conv1.W"][:1]
+    with pytest.raises(ValueError, match="conv1.W"):
+        b.load_state_dict(bad)
+
+
+def test_archs_listed():
+    assert set(nets.ARCHS) == {"zf", "alexnet", "zf-64", "alexnet-64", "zf-32"}
