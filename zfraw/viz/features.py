@@ -15,21 +15,28 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def probs_and_features(net, layers, batch_size: int = 64):
+def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):
     """features(x (N, C, H, W) host) -> (probs (N, K), {layer: activation (N, ...)}), host
-    arrays, evaluated ``batch_size`` images at a time with the net in eval mode."""
+    arrays, evaluated ``batch_size`` images at a time with the net in eval mode. With
+    probs=False the pass stops at the deepest layer asked for and probs is None."""
     layers = tuple(layers)
+    if not probs and not layers:
+        raise ValueError("probs_and_features: nothing to compute")
+    until = None if probs else max(layers, key=net.index)
 
     def features(x):
         net.eval()
-        probs, acts = [], {name: [] for name in layers}
+        out, acts = [], {name: [] for name in layers}
         for i in range(0, len(x), batch_size):
             xb = to_device(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32), net.device)
-            logits, caps = net.forward(xb, capture=layers) if layers else (net.forward(xb), {})
-            probs.append(softmax(to_host(logits).astype(np.float64)))
+            top, caps = net.forward(xb, until=until, capture=layers) if layers \
+                else (net.forward(xb), {})
+            if probs:
+                out.append(softmax(to_host(top).astype(np.float64)))
             for name in layers:
                 acts[name].append(to_host(caps[name]))
-        return np.concatenate(probs), {n: np.concatenate(a) for n, a in acts.items()}
+        return (np.concatenate(out) if probs else None,
+                {n: np.concatenate(a) for n, a in acts.items()})
 
     return features
 

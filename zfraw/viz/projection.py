@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..backend import get_array_module, to_host
+from ..backend import get_array_module, to_device, to_host
 
 
 def forward_to(net, x, layer: str):
-    """Eval-mode forward of x (N, C, H, W) up to ``layer``; returns its activation and leaves
-    the switches of this pass in the net for :func:`net.project`."""
+    """Eval-mode forward of x (N, C, H, W), host or device, up to ``layer``; returns its
+    activation (on the net's device) and leaves the switches of this pass in the net for
+    ``net.project``."""
     net.eval()
-    return net.forward(x, until=layer)
+    return net.forward(to_device(x, net.device), until=layer)
 
 
 def strongest_position(act, fmap) -> np.ndarray:

@@ -2,7 +2,7 @@
 input side, labels, boxes and class names, in the data branch's formats.
 
 Net inputs are the paper's evaluation view: the centre crop of side ``crop`` minus the mean
-image (zfraw.data's ``center_crop``). Boxes are converted once from the datasets' (x0, y0, x1,
+image (zfraw.data's ``center_crop``), times the run's ``input_scale`` (1 for the paper's 0..255). Boxes are converted once from the datasets' (x0, y0, x1,
 y1) in stored pixels to (y0, x0, y1, x1) in net-input pixels, the order of ``net.rf_box``.
 """
 from __future__ import annotations
@@ -15,16 +15,19 @@ import numpy as np
 class ImageSource:
     """images: uint8 (N, S, S, 3); mean: float32 (S, S, 3) (or None for 0); crop: net input side
     C <= S; labels: (N,) int; boxes: (N, 4) int (x0, y0, x1, y1) stored pixels, -1 rows unknown,
-    or None; names: class names."""
+    or None; names: class names; scale: the factor applied to mean-subtracted pixels."""
 
-    def __init__(self, images, mean, crop: int, labels, boxes=None, names=None):
+    def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
+                 scale: float = 1.0):
         images = np.asarray(images) if not isinstance(images, np.memmap) else images
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
         s = images.shape[1]
         if not 0 < crop <= s:
             raise ValueError(f"crop {crop} must be in 1..{s} (the stored size)")
-        self.images, self.crop = images, crop
+        if not scale > 0:
+            raise ValueError(f"input scale must be positive, got {scale}")
+        self.images, self.crop, self.scale = images, crop, float(scale)
         self.mean = np.zeros(images.shape[1:], np.float32) if mean is None \
             else np.asarray(mean, np.float32)
         if self.mean.shape != images.shape[1:]:
@@ -53,9 +56,9 @@ class ImageSource:
         return np.asarray(self.images[idx, o:o + c, o:o + c], np.float32), self.mean[o:o + c, o:o + c]
 
     def inputs(self, idx) -> np.ndarray:
-        """Net inputs of images ``idx``: float32 (n, 3, C, C), centre crop minus mean."""
+        """Net inputs of images ``idx``: float32 (n, 3, C, C), (centre crop - mean) * scale."""
         img, mean = self._crop(idx)
-        return np.ascontiguousarray((img - mean).transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(((img - mean) * self.scale).transpose(0, 3, 1, 2))
 
     def pixels(self, idx) -> np.ndarray:
         """The same crops for display: float32 (n, 3, C, C) in 0..255 (mean not subtracted)."""
@@ -65,7 +68,7 @@ class ImageSource:
     def to_pixels(self, x) -> np.ndarray:
         """Net inputs (n, 3, C, C) (e.g. transformed or occluded) back to 0..255 for display."""
         o, c = self.offset, self.crop
-        return x + self.mean[o:o + c, o:o + c].transpose(2, 0, 1)
+        return x / self.scale + self.mean[o:o + c, o:o + c].transpose(2, 0, 1)
 
     def batches(self, batch_size: int, limit: int | None = None, desc: str = ""):
         """Yield (start index, net inputs) over the first ``limit`` images (all by default),

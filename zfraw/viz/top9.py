@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..backend import to_device
 from .images import (crop_padded, grid, hstack, scale_to_uint8, symmetric_uint8, tile_zoom,
                      upscale, vstack)
 from .projection import project_units
@@ -38,7 +39,7 @@ def collect_topk(net, source, layers, k: int = 9, batch_size: int = 64, limit=No
     keep = {name: StreamingTopK(k) for name in layers}
     net.eval()
     for start, x in source.batches(batch_size, limit, desc):
-        _, acts = net.forward(x, until=deepest, capture=layers)
+        _, acts = net.forward(to_device(x, net.device), until=deepest, capture=layers)
         for name in layers:
             keep[name].update(acts[name], start)
     return {name: tk.result() for name, tk in keep.items()}
