@@ -27,7 +27,8 @@ from .viz.images import hstack, save_png, scale_to_uint8, symmetric_uint8, tile_
 from .viz.invariance import invariance_curves
 from .viz.occlusion import drop_share_in_box, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
-from .viz.run import final_checkpoint, load_net, load_source, read_config, read_metrics, snapshots
+from .viz.run import (epoch_checkpoints, final_checkpoint, load_net, load_source, read_config,
+                      read_metrics, snapshots)
 from .viz.top9 import collect_topk, map_panel, project_topk, top9_figure
 
 
@@ -139,20 +140,18 @@ def section_top9(page, out, net, source, args):
         log(f"top-9 {layer}: {len(maps)} maps")
 
 
-def section_evolution(page, out, run, config, source, args):
+def section_evolution(page, out, run, config, net, source, args):
     page.heading("Feature evolution during training (Fig. 4)")
-    snaps = list(snapshots(run, config, args.device))
-    if not snaps:
+    if not epoch_checkpoints(run):
         page.text("No epoch-NNN.npz checkpoints in this run.")
         return
-    final = snaps[-1][1]
-    layers = present(final, args.evolution_layers) or conv_relus(final)[-1:]
     sub = min(args.evolution_images, len(source))
-    for layer in layers:
-        best = collect_topk(final, source, [layer], k=1, limit=sub, desc="")[layer]
+    for layer in present(net, args.evolution_layers) or conv_relus(net)[-1:]:
+        # The maps to follow: the final net's strongest on these images.
+        best = collect_topk(net, source, [layer], k=1, limit=sub, desc="")[layer]
         maps = [int(m) for m in np.argsort(-best.values[:, 0])[:args.evolution_maps]]
-        evo = feature_evolution(snaps, source, layer, maps, batch_size=args.batch_size,
-                                limit=sub)
+        evo = feature_evolution(snapshots(run, config, args.device), source, layer, maps,
+                                batch_size=args.batch_size, limit=sub)
         epochs = [e for e, _ in evo]
         page.image(save_png(evolution_figure(evo, maps), out / f"evolution_{layer}.png"),
                    f"{layer}, maps {maps} (rows), epochs {epochs} (columns): projection of "
@@ -326,7 +325,7 @@ def main(argv=None) -> Path:
              ("rules", lambda: [section_rules(page, out, net, source, layer)
                                 for layer in present(net, [args.rules_layer])]),
              ("top9", lambda: section_top9(page, out, net, source, args)),
-             ("evolution", lambda: section_evolution(page, out, run, config, source, args)),
+             ("evolution", lambda: section_evolution(page, out, run, config, net, source, args)),
              ("invariance", lambda: section_invariance(page, out, net, source, args)),
              ("occlusion", lambda: section_occlusion(page, out, net, source, args)),
              ("correspondence", lambda: section_correspondence(page, out, net, source, args))]

@@ -22,7 +22,8 @@ def _save(fig, path) -> Path:
 
 def training_curves(records, path, x_key: str = "epoch") -> Path:
     """Plot every numeric field of metrics records (dicts, one per line of metrics.jsonl)
-    against ``x_key``: losses in one panel, every other field (errors, rates, times) in its own.
+    against ``x_key``: losses in one panel, accuracies (top-k) in another, every other field
+    (learning rate, speed, times) in its own.
     Fields missing from a record are skipped for that record."""
     records = [r for r in records if x_key in r]
     if not records:
@@ -30,7 +31,9 @@ def training_curves(records, path, x_key: str = "epoch") -> Path:
     keys = sorted({k for r in records for k, v in r.items()
                    if k != x_key and isinstance(v, (int, float)) and not isinstance(v, bool)})
     losses = [k for k in keys if "loss" in k]
-    panels = ([losses] if losses else []) + [[k] for k in keys if k not in losses]
+    scores = [k for k in keys if "top" in k or "acc" in k]
+    panels = [p for p in (losses, scores) if p] + [[k] for k in keys
+                                                    if k not in losses and k not in scores]
     ncols = min(3, len(panels)) or 1
     nrows = -(-len(panels) // ncols) or 1
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False)
@@ -47,15 +50,18 @@ def training_curves(records, path, x_key: str = "epoch") -> Path:
     return _save(fig, path)
 
 
+def _cell_edges(centres: np.ndarray):
+    """(first, last) outer edges of a regular grid of cell centres."""
+    step = centres[1] - centres[0] if len(centres) > 1 else 1
+    return centres[0] - 0.5 * step, centres[-1] + 0.5 * step
+
+
 def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box=None) -> Path:
     """Fig. 7 layout for one image: the image (with its box), (a) total activation of the
     strongest map, (b) true-class probability, (c) most probable class, each over the centre
     grid of the sweep. image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1)."""
     h, w = image.shape[:2]
-    ext = (maps.xs[0] - 0.5 * (maps.xs[1] - maps.xs[0] if len(maps.xs) > 1 else 1),
-           maps.xs[-1] + 0.5 * (maps.xs[1] - maps.xs[0] if len(maps.xs) > 1 else 1),
-           maps.ys[-1] + 0.5 * (maps.ys[1] - maps.ys[0] if len(maps.ys) > 1 else 1),
-           maps.ys[0] - 0.5 * (maps.ys[1] - maps.ys[0] if len(maps.ys) > 1 else 1))
+    ext = (*_cell_edges(maps.xs), *_cell_edges(maps.ys)[::-1])  # left, right, bottom, top
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
     axes[0].imshow(image)
     axes[0].set_title(f"{class_names[label]} (p={maps.base_prob:.2f})", fontsize=9)
@@ -114,7 +120,7 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
 def bar_groups(path, groups: dict, ylabel: str, title: str = "") -> Path:
     """Grouped bars: groups = {group label: {bar label: value}} (e.g. {'alexnet': {...},
     'zf': {...}}); bars with the same label share a colour."""
-    labels = sorted({b for g in groups.values() for b in g})
+    labels = list(dict.fromkeys(b for g in groups.values() for b in g))  # first-seen order
     fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(labels) * len(groups) ** 0.5, 3.2))
     width = 0.8 / max(len(groups), 1)
     for k, (g, bars) in enumerate(groups.items()):
