@@ -319,8 +319,11 @@ def main(argv=None) -> Path:
     other = None
     if args.compare:
         oc = read_config(args.compare)
-        other = (load_net(oc, final_checkpoint(args.compare), args.device)[0],
-                 f"{Path(args.compare).name} ({oc['arch']})")
+        other_net = load_net(oc, final_checkpoint(args.compare), args.device)[0]
+        if other_net.input_shape != net.input_shape:
+            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs, "
+                             f"this run {net.input_shape}; compare nets of one input size")
+        other = (other_net, f"{Path(args.compare).name} ({oc['arch']})")
     steps = [("filters", lambda: section_filters(page, out, net, source, args, other)),
              ("rules", lambda: [section_rules(page, out, net, source, layer)
                                 for layer in present(net, [args.rules_layer])]),

@@ -19,7 +19,7 @@ class ImageSource:
 
     def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
                  scale: float = 1.0):
-        images = np.asarray(images) if not isinstance(images, np.memmap) else images
+        images = images if isinstance(images, np.ndarray) else np.asarray(images)  # memmaps stay lazy
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
         s = images.shape[1]
