@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from zfraw.ops import loss as reference
+from zfraw.ops.loss import check_logits_labels
 from zfraw.ops.registry import register
 
 from ._util import as_c, floats_only
@@ -53,7 +54,7 @@ def _labels(labels, k: int) -> np.ndarray:
 @floats_only(reference.softmax_xent)
 def softmax_xent(logits, labels):
     """logits: (N, K) float, labels: (N,) int -> (loss: 0-d array, probs: (N, K))."""
-    reference._check(logits, labels)
+    check_logits_labels(logits, labels)
     logits = as_c(logits)
     probs = np.empty_like(logits)
     nll = np.empty(logits.shape[0], dtype=logits.dtype)
@@ -65,7 +66,7 @@ def softmax_xent(logits, labels):
 @floats_only(reference.softmax_xent_bwd)
 def softmax_xent_bwd(probs, labels):
     """Gradient of the mean cross-entropy w.r.t. the logits: (probs - onehot(labels)) / N."""
-    reference._check(probs, labels)
+    check_logits_labels(probs, labels)
     probs = as_c(probs)
     d = np.empty_like(probs)
     _softmax_xent_bwd(probs, _labels(labels, probs.shape[1]), d)

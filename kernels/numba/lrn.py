@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from zfraw.ops import lrn as reference
-from zfraw.ops.lrn import lrn_window
+from zfraw.ops.lrn import check_lrn, lrn_window
 from zfraw.ops.registry import register
 
 from ._util import as_c, floats_only, scalar
@@ -73,15 +73,6 @@ def _lrn_bwd(dy, x, y, scale, before, after, coef, beta, dx):
         _add_ratio(d, dy[n, c], scale[n, c], beta)
 
 
-def _check(name, *arrays):
-    shape = arrays[0].shape
-    if len(shape) != 4:
-        raise ValueError(f"{name}: expected a 4-d input (N, C, H, W), got shape {shape}")
-    for a in arrays[1:]:
-        if a.shape != shape:
-            raise ValueError(f"{name}: all inputs must have shape {shape}, got {a.shape}")
-
-
 def _flat(a, dtype):
     """(N, C, H, W) -> contiguous (N, C, H*W) view/copy of dtype."""
     a = as_c(a, dtype)
@@ -93,7 +84,7 @@ def _flat(a, dtype):
 def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
     before, after = lrn_window(size)
-    _check("lrn_fwd", x)
+    check_lrn("lrn_fwd", x)
     dt = x.dtype
     xf = _flat(x, dt)
     y, scale = np.empty_like(xf), np.empty_like(xf)
@@ -107,7 +98,7 @@ def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
 def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
     """Exact gradient of lrn_fwd. dy, x, y, scale: (N, C, H, W) -> dx: (N, C, H, W)."""
     before, after = lrn_window(size)
-    _check("lrn_bwd", dy, x, y, scale)
+    check_lrn("lrn_bwd", dy, x, y, scale)
     dt = dy.dtype
     dyf, xf, yf, sf = (_flat(a, dt) for a in (dy, x, y, scale))
     dx = np.empty_like(dyf)

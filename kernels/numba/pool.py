@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit, prange
 
 from zfraw.ops import pool as reference
-from zfraw.ops.pool import check_pool
+from zfraw.ops.pool import check_pool, check_pool_bwd
 from zfraw.ops.registry import register
 
 from ._util import as_c, floats_only
@@ -97,10 +97,7 @@ def maxpool_fwd(x, k: int, stride: int, pad: int):
 def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
     """Route each dy to its switch; overlapping windows accumulate.
     dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
-    OH, OW = check_pool(x_shape, k, stride, pad)
-    if dy.shape != switches.shape or dy.shape[2:] != (OH, OW) or dy.shape[:2] != tuple(x_shape[:2]):
-        raise ValueError(f"maxpool_bwd: dy {dy.shape} / switches {switches.shape} do not match "
-                         f"input {tuple(x_shape)} pooled {k}/{stride} pad {pad}")
+    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad)
     dy = as_c(dy)
     dx = np.empty(tuple(x_shape), dtype=dy.dtype)
     _maxpool_bwd(dy, as_c(switches, np.uint8), k, stride, pad, dx)
