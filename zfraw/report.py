@@ -320,9 +320,12 @@ def main(argv=None) -> Path:
     if args.compare:
         oc = read_config(args.compare)
         other_net = load_net(oc, final_checkpoint(args.compare), args.device)[0]
-        if other_net.input_shape != net.input_shape:
-            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs, "
-                             f"this run {net.input_shape}; compare nets of one input size")
+        if other_net.input_shape != net.input_shape or \
+                oc.get("input_scale", 1.0) != config.get("input_scale", 1.0):
+            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs "
+                             f"scaled by {oc.get('input_scale', 1.0)}, this run "
+                             f"{net.input_shape} by {config.get('input_scale', 1.0)}; compare "
+                             "runs with the same input size and scale")
         other = (other_net, f"{Path(args.compare).name} ({oc['arch']})")
     steps = [("filters", lambda: section_filters(page, out, net, source, args, other)),
              ("rules", lambda: [section_rules(page, out, net, source, layer)
