@@ -23,7 +23,8 @@ from .viz.evolution import evolution_figure, feature_evolution
 from .viz.features import probs_and_features, probs_and_map
 from .viz.filters import diagnostics, filter_grid
 from .viz.html import HtmlPage
-from .viz.images import hstack, save_png, scale_to_uint8, symmetric_uint8, tile_zoom, upscale, vstack
+from .viz.images import (DISPLAY_PERCENTILE, hstack, save_png, scale_to_uint8, symmetric_uint8,
+                         tile_zoom, upscale, vstack)
 from .viz.invariance import invariance_curves
 from .viz.occlusion import drop_share_in_box, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
@@ -107,7 +108,8 @@ def section_rules(page, out, net, source, layer, n_images=4):
              for p in source.pixels(np.arange(len(x)))]]
     for rule in ("deconv", "backprop", "guided"):
         proj, _, _ = project_strongest(net, x, layer, fmap, rule)
-        cols.append([upscale(symmetric_uint8(p), tile_zoom(p.shape[1], 96)) for p in proj])
+        cols.append([upscale(symmetric_uint8(p, DISPLAY_PERCENTILE), tile_zoom(p.shape[1], 96))
+                     for p in proj])
     rows = [hstack([c[i] for c in cols]) for i in range(len(x))]
     page.image(save_png(vstack(rows), out / "rules.png"),
                f"image, then the strongest {layer} activation of its strongest map projected "
