@@ -1,0 +1,191 @@
+import os
+import warnings
+
+import numpy as np
+import pytest
+from conftest import write_corrupt, write_image
+
+from zfraw.data import (DataError, load_caltech101, load_folder, load_rgb, load_tiny_imagenet,
+                        mean_per_class_accuracy)
+from zfraw.data.images import map_box
+
+WNIDS = ["n001", "n002", "n003"]
+
+
+def make_tiny(root, n_train=3, n_val=2, corrupt=False):
+    """A Tiny-ImageNet-layout folder with 16x16 images and boxes; returns the val pixels."""
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "wnids.txt"), "w") as f:
+        f.write("\n".join(WNIDS) + "\n")
+    with open(os.path.join(root, "words.txt"), "w") as f:
+        f.write("n001\tcat\nn002\tdog\nn003\tbird, avian\nn999\tunused\n")
+    for k, w in enumerate(WNIDS):
+        lines = []
+        for i in range(n_train):
+            name = f"{w}_{i}.JPEG"
+            write_image(os.path.join(root, "train", w, "images", name), 16, 16,
+                        mode="L" if (k, i) == (1, 0) else "RGB", seed=10 * k + i, fmt="PNG")
+            lines.append(f"{name}\t{i}\t{k}\t{8 + i}\t{9 + k}\n")
+        with open(os.path.join(root, "train", w, f"{w}_boxes.txt"), "w") as f:
+            f.writelines(lines)
+    if corrupt:
+        write_corrupt(os.path.join(root, "train", "n002", "images", "n002_bad.JPEG"))
+    ann, pixels = [], []
+    for j in range(n_val * len(WNIDS)):
+        name = f"val_{j}.JPEG"
+        pixels.append(write_image(os.path.join(root, "val", "images", name), 16, 16, seed=100 + j,
+                                  fmt="PNG"))
+        ann.append(f"{name}\t{WNIDS[j % 3]}\t0\t0\t15\t{j}\n")
+    with open(os.path.join(root, "val", "val_annotations.txt"), "w") as f:
+        f.writelines(ann)
+    return pixels
+
+
+def test_tiny_imagenet_layout(tmp_path):
+    root = str(tmp_path / "tiny")
+    val_pixels = make_tiny(root)
+    train, val = load_tiny_imagenet(root, size=16, cache_dir=str(tmp_path / "cache"))
+    assert len(train) == 9 and len(val) == 6
+    assert train.classes == WNIDS and train.names == ["cat", "dog", "bird, avian"]
+    np.testing.assert_array_equal(train.labels, [0, 0, 0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(val.labels, [0, 1, 2, 0, 1, 2])
+    # size == original size: pixels unchanged (PNG is lossless)
+    np.testing.assert_array_equal(val.images, np.stack(val_pixels))
+    # grayscale file came back as RGB with three equal channels
+    gray = train.images[3]
+    assert gray.shape == (16, 16, 3) and np.array_equal(gray[..., 0], gray[..., 2])
+    # inclusive boxes -> half-open
+    np.testing.assert_array_equal(train.boxes[4], [1, 1, 10, 11])
+    np.testing.assert_array_equal(val.boxes[5], [0, 0, 16, 6])
+
+
+def test_tiny_imagenet_upsampled_boxes_map(tmp_path):
+    root = str(tmp_path / "tiny")
+    make_tiny(root)
+    train, val = load_tiny_imagenet(root, size=32, cache_dir=str(tmp_path / "cache"))
+    assert train.images.shape == (9, 32, 32, 3)
+    np.testing.assert_array_equal(train.boxes[4], [2, 2, 20, 22])
+
+
+def test_cache_is_reused_and_memory_mapped(tmp_path):
+    root, cache = str(tmp_path / "tiny"), str(tmp_path / "cache")
+    make_tiny(root)
+    a, _ = load_tiny_imagenet(root, size=16, cache_dir=cache)
+    files = sorted(os.listdir(cache))
+    b, _ = load_tiny_imagenet(root, size=16, cache_dir=cache)
+    assert sorted(os.listdir(cache)) == files
+    assert isinstance(b.images, np.memmap)
+    np.testing.assert_array_equal(a.images, b.images)
+    load_tiny_imagenet(root, size=20, cache_dir=cache)      # another size: another cache entry
+    assert len(os.listdir(cache)) == len(files) + 4
+
+
+def test_corrupt_file_is_reported_by_name(tmp_path):
+    root, cache = str(tmp_path / "tiny"), str(tmp_path / "cache")
+    make_tiny(root, corrupt=True)
+    with pytest.warns(UserWarning, match="n002_bad.JPEG"):
+        train, _ = load_tiny_imagenet(root, size=16, cache_dir=cache)
+    assert len(train) == 9 and not any("bad" in f for f in train.files)
+    with pytest.warns(UserWarning, match="n002_bad.JPEG"):          # again from the cache
+        load_tiny_imagenet(root, size=16, cache_dir=cache)
+    with pytest.raises(DataError, match="n002_bad.JPEG"):
+        load_tiny_imagenet(root, size=16, cache_dir=cache, on_error="raise")
+
+
+def test_wnid_without_folder_is_an_error(tmp_path):
+    root = str(tmp_path / "tiny")
+    make_tiny(root)
+    with open(os.path.join(root, "wnids.txt"), "a") as f:
+        f.write("n004\n")
+    with pytest.raises(DataError, match="n004"):
+        load_tiny_imagenet(root, size=16, cache_dir=str(tmp_path / "cache"))
+
+
+def make_folders(root, counts=None):
+    counts = counts or {"train": {"apple": 3, "pear": 2}, "val": {"apple": 1, "pear": 2}}
+    for split, cls_counts in counts.items():
+        for c, n in cls_counts.items():
+            os.makedirs(os.path.join(root, split, c), exist_ok=True)
+            for i in range(n):
+                write_image(os.path.join(root, split, c, f"{i}.jpg"), 30, 20, seed=i)
+
+
+def test_folder_layout_modes_and_resize(tmp_path):
+    root = str(tmp_path / "f")
+    make_folders(root)
+    write_image(os.path.join(root, "train", "pear", "p.png"), 24, 40, mode="P", fmt="PNG")
+    write_image(os.path.join(root, "train", "pear", "c.jpg"), 24, 40, mode="CMYK")
+    with open(os.path.join(root, "train", "pear", "notes.txt"), "w") as f:
+        f.write("not an image")
+    train, val = load_folder(root, size=12, cache_dir=str(tmp_path / "c"))
+    assert train.classes == ["apple", "pear"] and len(train) == 7 and len(val) == 3
+    assert train.images.shape == (7, 12, 12, 3) and train.boxes is None
+    np.testing.assert_array_equal(train.labels, [0, 0, 0, 1, 1, 1, 1])
+
+
+def test_empty_class_folder_is_an_error(tmp_path):
+    root = str(tmp_path / "f")
+    make_folders(root)
+    os.makedirs(os.path.join(root, "train", "plum"))
+    with pytest.raises(DataError, match="plum"):
+        load_folder(root, size=12, cache_dir=str(tmp_path / "c"))
+
+
+def test_load_rgb_resize_and_centre_crop(tmp_path):
+    path = str(tmp_path / "wide.png")
+    pix = write_image(path, 40, 20, fmt="PNG")   # w=40, h=20 -> shorter side 20
+    arr, dims = load_rgb(path, 20)
+    assert dims == (40, 20)
+    np.testing.assert_array_equal(arr, pix[:, 10:30])
+    # a box in original pixels follows the same map: scale 0.5, then crop offset 5
+    np.testing.assert_array_equal(map_box([10, 4, 30, 12], 40, 20, 10), [0, 2, 10, 6])
+
+
+def test_caltech101_protocol(tmp_path):
+    root = str(tmp_path / "cal")
+    cats = os.path.join(root, "101_ObjectCategories")
+    for c, n in (("ant", 8), ("bee", 5), ("BACKGROUND_Google", 4)):
+        for i in range(n):
+            write_image(os.path.join(cats, c, f"image_{i:04d}.jpg"), 20, 26, seed=i,
+                        mode="L" if i == 0 else "RGB")
+    train, test = load_caltech101(root, size=16, n_train=3, n_test=4, seed=1,
+                                  cache_dir=str(tmp_path / "c"))
+    assert train.classes == ["ant", "bee"]
+    np.testing.assert_array_equal(np.bincount(train.labels), [3, 3])
+    np.testing.assert_array_equal(np.bincount(test.labels), [4, 2])
+    assert not set(train.files) & set(test.files)
+    other, _ = load_caltech101(root, size=16, n_train=3, n_test=4, seed=2,
+                               cache_dir=str(tmp_path / "c"))
+    same, _ = load_caltech101(root, size=16, n_train=3, n_test=4, seed=1,
+                              cache_dir=str(tmp_path / "c"))
+    assert same.files == train.files and other.files != train.files
+    with pytest.raises(DataError, match="bee"):
+        load_caltech101(root, size=16, n_train=5, cache_dir=str(tmp_path / "c"))
+
+
+def test_mean_per_class_accuracy():
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    pred = np.array([0, 0, 0, 1, 0, 1, 2])
+    # class accuracies 3/4, 1/2, 1 -> mean 0.75 (overall accuracy would be 5/7)
+    assert mean_per_class_accuracy(pred, labels, 4) == pytest.approx(0.75)
+
+
+def test_real_tiny_imagenet(zfraw_data, tmp_path):
+    root = os.path.join(zfraw_data, "tiny-imagenet-100")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # the real data has no bad files
+        train, val = load_tiny_imagenet(root, size=72)
+    assert len(train) == 14000 and len(val) == 3000 and train.num_classes == 100
+    np.testing.assert_array_equal(np.bincount(train.labels), np.full(100, 140))
+    np.testing.assert_array_equal(np.bincount(val.labels), np.full(100, 30))
+    for b in (train.boxes, val.boxes):
+        assert b.min() >= 0 and b.max() <= 72
+        assert np.all(b[:, 2] > b[:, 0]) and np.all(b[:, 3] > b[:, 1])
+
+
+def test_real_caltech101(zfraw_data):
+    train, test = load_caltech101(os.path.join(zfraw_data, "caltech101-mini"), size=72)
+    assert train.num_classes == 101 and "BACKGROUND_Google" not in train.classes
+    # the mini copy keeps at most 50 images per folder (4,772 in all, 50 in BACKGROUND_Google)
+    np.testing.assert_array_equal(np.bincount(train.labels), np.full(101, 30))
+    assert len(test) == 4772 - 50 - 101 * 30 and np.bincount(test.labels).min() >= 1

@@ -1,0 +1,141 @@
+"""The training loop on a tiny net: exact resume, NaN stop, checkpoints, evaluation, CLI."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+import train as train_cli
+from zfraw import ops
+from zfraw.checkpoint import load_checkpoint
+from zfraw.data import BatchLoader, Dataset, make_synthetic, mean_image, ten_crop
+from zfraw.nets import build
+from zfraw.training import TrainConfig, TrainingDiverged, evaluate, train
+
+
+def tiny_config(out, **kw):
+    """zf-32 at 1/8 width on 192 synthetic images, batch 32: 6 steps per epoch, dropout on."""
+    base = dict(arch="zf-32", width=0.125, data="synthetic:192", epochs=2, batch_size=32,
+                lr=0.01, init="he", input_scale=1 / 64, seed=3, out=str(out), progress=False,
+                impl="numpy")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(run_dir):
+    return load_checkpoint(os.path.join(run_dir, "last.npz"))
+
+
+def assert_same_state(a, b):
+    assert a["net"].keys() == b["net"].keys()
+    for k in a["net"]:
+        np.testing.assert_array_equal(a["net"][k], b["net"][k], err_msg=k)
+    for k in a["opt"]["velocity"]:
+        np.testing.assert_array_equal(a["opt"]["velocity"][k], b["opt"]["velocity"][k], err_msg=k)
+    assert a["meta"]["schedule"] == b["meta"]["schedule"]
+
+
+def metric_lines(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return [{k: v for k, v in r.items() if "time" not in k and "per_s" not in k} for r in rows]
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref")
+    result = train(tiny_config(out), log=lambda *a: None)
+    assert result["status"] == "done"
+    return str(out)
+
+
+def _interrupt_at(epoch_stop, step_stop, exc):
+    def hook(epoch, step, net):
+        if (epoch, step) == (epoch_stop, step_stop):
+            raise exc
+    return hook
+
+
+def test_ctrl_c_mid_epoch_then_resume_is_exact(tmp_path, reference_run):
+    cfg = tiny_config(tmp_path)
+    r = train(cfg, step_hook=_interrupt_at(1, 3, KeyboardInterrupt()), log=lambda *a: None)
+    assert (r["status"], r["epoch"], r["step"]) == ("interrupted", 1, 3)
+    assert weights(tmp_path)["meta"]["step"] == 3
+    r = train(cfg, resume=True, log=lambda *a: None)
+    assert r["status"] == "done" and r["epoch"] == 2
+    assert_same_state(weights(tmp_path), weights(reference_run))
+    assert metric_lines(tmp_path) == metric_lines(reference_run)
+
+
+def test_crash_mid_epoch_replays_the_epoch_exactly(tmp_path, reference_run):
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(RuntimeError, match="power cut"):
+        train(cfg, step_hook=_interrupt_at(1, 4, RuntimeError("power cut")), log=lambda *a: None)
+    assert weights(tmp_path)["meta"]["epoch"] == 1          # the epoch-end checkpoint
+    train(cfg, resume=True, log=lambda *a: None)
+    assert_same_state(weights(tmp_path), weights(reference_run))
+    assert metric_lines(tmp_path) == metric_lines(reference_run)
+
+
+def test_uninterrupted_runs_are_reproducible_and_learn(tmp_path, reference_run):
+    train(tiny_config(tmp_path), log=lambda *a: None)
+    assert_same_state(weights(tmp_path), weights(reference_run))
+    ref = load_checkpoint(os.path.join(reference_run, "epoch-001.npz"))
+    assert ref["meta"]["epoch"] == 1
+    assert not np.array_equal(ref["net"]["conv1.W"], weights(reference_run)["net"]["conv1.W"])
+    assert sorted(f for f in os.listdir(reference_run) if f.endswith(".npz")) == \
+        ["epoch-001.npz", "epoch-002.npz", "last.npz"]
+    mean = np.load(os.path.join(reference_run, "mean.npy"))
+    np.testing.assert_array_equal(mean, weights(reference_run)["mean"])
+    # the paper's renormalization held after every step
+    for name, w in weights(reference_run)["net"].items():
+        if name.startswith("conv") and name.endswith(".W"):
+            rms = np.sqrt((w.reshape(len(w), -1) ** 2).mean(1))
+            assert rms.max() <= 0.1 * (1 + 1e-5)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=3)
+
+    def poison(epoch, step, net):
+        if (epoch, step) == (1, 2):
+            net.layer("fc8").params["W"][...] = np.nan
+
+    with pytest.raises(TrainingDiverged, match="nan at epoch 2 step 3"):
+        train(cfg, step_hook=poison, log=lambda *a: None)
+    state = weights(tmp_path)
+    assert state["meta"]["epoch"] == 1
+    assert all(np.isfinite(v).all() for v in state["net"].values())
+
+
+def test_ten_crop_evaluate_matches_hand_computation():
+    net = build("zf-32", 10, seed=1, init="he", width=0.125)
+    images, labels, _ = make_synthetic(20, seed=0, size=36)
+    data = Dataset(images, labels, None, list("abcdefghij"), list("abcdefghij"))
+    mean = mean_image(images)
+    res = evaluate(net, BatchLoader(data, mean, 32, 8, prefetch=False, scale=1 / 64), True, "cpu")
+    net.eval()
+    views = ten_crop(images, mean, 32) / 64
+    probs = np.mean([ops.softmax_xent(net.forward(v), labels)[1] for v in views], 0)
+    order = np.argsort(-probs, 1)
+    assert res["val_top1"] == pytest.approx((order[:, 0] == labels).mean())
+    assert res["val_top5"] == pytest.approx((order[:, :5] == labels[:, None]).any(1).mean())
+    assert res["val_loss"] == pytest.approx(-np.log(probs[np.arange(20), labels]).mean(), rel=1e-5)
+
+
+def test_cli_runs_and_reports_bad_input(tmp_path, capsys):
+    out = str(tmp_path / "cli")
+    rc = train_cli.main(["--arch", "zf-32", "--width", "0.125", "--data", "synthetic:64",
+                         "--epochs", "1", "--batch-size", "32", "--init", "he", "--input-scale",
+                         "0.015625", "--impl", "numpy", "--out", out, "--no-progress"])
+    assert rc == 0
+    (row,) = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+    assert row["epoch"] == 1 and 0 <= row["val_top1"] <= row["val_top5"] <= 1
+    with open(os.path.join(out, "config.json")) as f:
+        assert json.load(f)["width"] == 0.125
+    before = hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest()
+    assert train_cli.main(["--out", out, "--resume", "--epochs", "1", "--no-progress"]) == 0
+    assert hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest() == before
+    assert train_cli.main(["--data", "nosuch:1", "--out", out]) == 1
+    assert "unknown dataset kind" in capsys.readouterr().err

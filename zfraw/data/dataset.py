@@ -1,0 +1,148 @@
+"""The in-memory dataset record and the decode-once cache behind every real loader.
+
+A loader lists its files (path, label, box in original pixels); :func:`build_dataset` decodes
+them once with a thread pool into a uint8 ``.npy`` under the cache directory and memory-maps it
+on later runs. The cache key is the dataset root, the stored size, and the list of files with
+their sizes and modification times, so editing the folder makes a fresh cache.
+
+Unreadable files are never dropped silently: with ``on_error='warn'`` they are skipped with a
+warning naming every one (again on every cached load); with ``on_error='raise'`` a
+:class:`DataError` lists them all.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .images import DataError, load_rgb, map_box
+
+CACHE_VERSION = 1  # bump when the decoding changes, so old caches are not reused
+
+
+@dataclass
+class Dataset:
+    """One split of a dataset, decoded to a common size.
+
+    images: uint8 (N, S, S, 3) RGB, possibly a read-only memory map.
+    labels: int64 (N,) class indices into ``classes``.
+    boxes: int64 (N, 4) half-open (x0, y0, x1, y1) in stored-image pixels, -1 rows where the
+        dataset has no box for an image; None when it has none at all.
+    classes: class ids (wnid or folder name), index = label. names: readable class names.
+    files: source paths relative to the dataset root (empty for generated data).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    boxes: np.ndarray | None
+    classes: list
+    names: list
+    files: list = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def size(self) -> int:
+        """Side S of the stored square images."""
+        return self.images.shape[1]
+
+
+def default_cache_dir() -> str:
+    """$ZFRAW_CACHE, else ~/.cache/zfraw."""
+    return os.environ.get("ZFRAW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zfraw")
+
+
+def _cache_key(root: str, tag: str, size: int, rel_files: list) -> str:
+    h = hashlib.sha1()
+    h.update(json.dumps([CACHE_VERSION, os.path.abspath(root), tag, size]).encode())
+    for rel in rel_files:
+        st = os.stat(os.path.join(root, rel))
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _decode_all(root: str, rel_files: list, size: int, out: np.ndarray) -> dict:
+    """Decode every file into ``out`` (N,S,S,3); returns {index: (error text, (w, h))}."""
+    dims, bad = {}, {}
+
+    def work(i):
+        try:
+            out[i], dims[i] = load_rgb(os.path.join(root, rel_files[i]), size)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file, reported below
+            bad[i] = f"{type(e).__name__}: {e}"
+            out[i] = 0
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(work, range(len(rel_files))))
+    return {"dims": dims, "bad": bad}
+
+
+def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):
+    if not bad:
+        return
+    lines = [f"  {rel_files[i]}: {msg}" for i, msg in sorted(bad.items())]
+    text = f"{what}: {len(bad)} unreadable image file(s):\n" + "\n".join(lines)
+    if on_error == "raise":
+        raise DataError(text)
+    warnings.warn(text + "\n(skipped; pass on_error='raise' to stop instead)", stacklevel=3)
+
+
+def build_dataset(root: str, tag: str, rel_files: list, labels, boxes, classes, names, size: int,
+                  cache_dir: str | None = None, on_error: str = "warn") -> Dataset:
+    """Decode (or load from cache) the listed files of one split into a :class:`Dataset`.
+
+    rel_files: N paths relative to ``root``; labels: N ints; boxes: None or (N, 4) half-open
+    boxes in original pixels (-1 rows where unknown); tag: split name for the cache file.
+    """
+    if on_error not in ("warn", "raise"):
+        raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
+    cache_dir = cache_dir or default_cache_dir()
+    os.makedirs(cache_dir, exist_ok=True)
+    key = _cache_key(root, tag, size, rel_files)
+    stem = os.path.join(cache_dir, f"{os.path.basename(os.path.normpath(root))}-{tag}-{size}-{key}")
+    npy, meta_path = stem + ".npy", stem + ".json"
+
+    if not (os.path.exists(npy) and os.path.exists(meta_path)):
+        tmp = f"{npy}.tmp{os.getpid()}"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                        shape=(len(rel_files), size, size, 3))
+        res = _decode_all(root, rel_files, size, out)
+        out.flush()
+        del out
+        meta = {"dims": {str(i): d for i, d in res["dims"].items()},
+                "bad": {str(i): m for i, m in res["bad"].items()}}
+        with open(meta_path + ".tmp", "w") as f:
+            json.dump(meta, f)
+        os.replace(meta_path + ".tmp", meta_path)
+        os.replace(tmp, npy)  # the .npy appears last: its presence means the cache is complete
+    with open(meta_path) as f:
+        meta = json.load(f)
+    bad = {int(i): m for i, m in meta["bad"].items()}
+    _report_bad(bad, rel_files, on_error, f"{root} [{tag}]")
+
+    images = np.load(npy, mmap_mode="r")
+    keep = np.array([i for i in range(len(rel_files)) if i not in bad], dtype=np.int64)
+    labels = np.asarray(labels, dtype=np.int64)
+    mapped = None
+    if boxes is not None:
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        mapped = np.full((len(rel_files), 4), -1, np.int64)
+        for i in keep:
+            if boxes[i, 0] >= 0:
+                w, h = meta["dims"][str(i)]
+                mapped[i] = map_box(boxes[i], w, h, size)
+        mapped = mapped[keep]
+    if len(keep) < len(rel_files):
+        images = images[keep]  # a copy in memory without the bad rows; rare, so acceptable
+    return Dataset(images=images, labels=labels[keep], boxes=mapped, classes=list(classes),
+                   names=list(names), files=[rel_files[i] for i in keep])

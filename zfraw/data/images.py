@@ -1,0 +1,70 @@
+"""Decoding one image file into a fixed-size RGB array (the paper's first preprocessing step).
+
+Every image is converted to RGB (grayscale, palette, CMYK, with or without alpha), its shorter
+side resized to ``size`` and the centre ``size x size`` square cut out, as the paper does with
+256 for ImageNet. Boxes go through the same affine map.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                    ".pgm")
+
+
+class DataError(ValueError):
+    """A dataset on disk is not in the expected layout or holds unreadable files."""
+
+
+def is_image_file(name: str) -> bool:
+    """True when the file name has one of the image extensions we decode (case-insensitive)."""
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def resize_crop_geometry(width: int, height: int, size: int):
+    """The shorter-side resize and centre crop as numbers.
+
+    Returns ``(new_w, new_h, scale_x, scale_y, off_x, off_y)``: the image is resized to
+    (new_w, new_h) and the crop starts at (off_x, off_y), so an original coordinate x maps to
+    ``x * scale_x - off_x``.
+    """
+    short = min(width, height)
+    new_w = max(size, round(width * size / short))
+    new_h = max(size, round(height * size / short))
+    return new_w, new_h, new_w / width, new_h / height, (new_w - size) // 2, (new_h - size) // 2
+
+
+def map_box(box, width: int, height: int, size: int) -> np.ndarray:
+    """Map a half-open box (x0, y0, x1, y1) in original pixels into the stored crop, clipped.
+
+    Returns int64 (4,) rounded to whole pixels and clipped to [0, size]; a box that falls
+    entirely outside the crop comes out empty (x0 == x1 or y0 == y1).
+    """
+    _, _, sx, sy, ox, oy = resize_crop_geometry(width, height, size)
+    x0, y0, x1, y1 = box
+    out = np.array([np.floor(x0 * sx - ox), np.floor(y0 * sy - oy),
+                    np.ceil(x1 * sx - ox), np.ceil(y1 * sy - oy)])
+    return np.clip(out, 0, size).astype(np.int64)
+
+
+def load_rgb(path: str, size: int):
+    """Decode ``path`` into uint8 (size, size, 3) RGB after shorter-side resize and centre crop.
+
+    Returns ``(array, (width, height))`` with the original size, for mapping boxes. Raises the
+    decoder's error (OSError, ValueError, ...) for a corrupt or unreadable file.
+    """
+    with Image.open(path) as img:
+        width, height = img.size
+        new_w, new_h, _, _, ox, oy = resize_crop_geometry(width, height, size)
+        img.draft("RGB", (new_w, new_h))       # JPEG: decode at a reduced scale when it can
+        if img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")          # palette transparency must go through RGBA
+        img = img.convert("RGB")
+        if img.size != (new_w, new_h):
+            img = img.resize((new_w, new_h), Image.BILINEAR)
+        img = img.crop((ox, oy, ox + size, oy + size))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr, (width, height)

@@ -1,0 +1,63 @@
+"""Dataset specs as the command line writes them.
+
+    synthetic            the built-in dataset, 10,000 train + 2,000 val images
+    synthetic:N          N train + N // 5 val images
+    tiny-imagenet:PATH   Tiny ImageNet original layout (zfraw.data.tiny_imagenet)
+    folder:PATH          PATH/train/<class>/*, PATH/val/<class>/* (zfraw.data.folders)
+    caltech101:PATH      Caltech-101, 30 train / up to 50 test per class (zfraw.data.caltech101)
+"""
+from __future__ import annotations
+
+import os
+
+from .caltech101 import load_caltech101
+from .dataset import Dataset
+from .folders import load_folder
+from .images import DataError
+from .synthetic import CLASSES, synthetic_splits
+from .tiny_imagenet import load_tiny_imagenet
+
+KINDS = ("synthetic", "tiny-imagenet", "folder", "caltech101")
+SYNTHETIC_DEFAULT_N = 10_000
+
+
+def parse_spec(spec: str) -> tuple[str, str | int | None]:
+    """Split a spec into ``(kind, argument)``: an int N or None for synthetic, a path otherwise.
+
+    Raises :class:`DataError` for an unknown kind, a bad N, or a path that does not exist.
+    """
+    kind, sep, arg = spec.partition(":")
+    if kind not in KINDS:
+        raise DataError(f"unknown dataset kind {kind!r} in {spec!r}; choose one of "
+                        + ", ".join(KINDS) + " (e.g. synthetic, synthetic:2000, tiny-imagenet:PATH)")
+    if kind == "synthetic":
+        if not sep:
+            return kind, None
+        if not arg.isdigit() or int(arg) < 1:
+            raise DataError(f"synthetic:N needs a positive integer N, got {arg!r}")
+        return kind, int(arg)
+    if not arg:
+        raise DataError(f"{kind} needs a path: {kind}:PATH")
+    path = os.path.expanduser(arg)
+    if not os.path.isdir(path):
+        raise DataError(f"{kind}: no such directory {path}")
+    return kind, path
+
+
+def load_spec(spec: str, size: int, seed: int = 0, cache_dir: str | None = None,
+              on_error: str = "warn") -> tuple[Dataset, Dataset]:
+    """Load ``(train, val)`` for a spec with images stored at ``size`` x ``size``.
+
+    ``seed`` draws the synthetic images and the Caltech-101 split.
+    """
+    kind, arg = parse_spec(spec)
+    if kind == "synthetic":
+        n = arg or SYNTHETIC_DEFAULT_N
+        parts = synthetic_splits(n, max(1, n // 5), seed, size)
+        return tuple(Dataset(images=im, labels=lab, boxes=box, classes=list(CLASSES),
+                             names=list(CLASSES)) for im, lab, box in parts)
+    if kind == "tiny-imagenet":
+        return load_tiny_imagenet(arg, size, cache_dir, on_error)
+    if kind == "folder":
+        return load_folder(arg, size, cache_dir, on_error)
+    return load_caltech101(arg, size, seed=seed, cache_dir=cache_dir, on_error=on_error)

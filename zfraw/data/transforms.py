@@ -1,0 +1,80 @@
+"""The paper's crops, flips and mean subtraction, on whole batches with vectorized indexing.
+
+Images are stored at S x S (shorter side resized, centre crop). The per-pixel mean image is taken
+over the training set at S x S (float32 (S, S, 3)) and saved with the run. A crop of side C at
+offset (oy, ox), optionally flipped left-right, of ``image - mean`` is built by indexing rows and
+columns with per-image index arrays; a flip is the column index read backwards. Output batches
+are float32 (N, 3, C, C), channels first, as the nets expect.
+
+Ten-crop evaluation (Krizhevsky et al., used by the paper): the four corner crops and the centre
+crop, each also flipped, in the order of :func:`ten_crop_offsets`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def mean_image(images: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Per-pixel mean of uint8 (N, S, S, 3) images, accumulated in float64 by chunks.
+
+    Returns float32 (S, S, 3).
+    """
+    if len(images) == 0:
+        raise ValueError("mean_image of an empty set")
+    total = np.zeros(images.shape[1:], np.float64)
+    for i in range(0, len(images), chunk):
+        total += images[i:i + chunk].sum(0, dtype=np.float64)
+    return (total / len(images)).astype(np.float32)
+
+
+def crop_batch(images: np.ndarray, mean: np.ndarray, oy, ox, flip, crop: int) -> np.ndarray:
+    """Mean-subtracted crops of a batch.
+
+    images: uint8 (N, S, S, 3); mean: float32 (S, S, 3); oy, ox: int (N,) top-left corners;
+    flip: bool (N,) mirror left-right; returns float32 (N, 3, crop, crop).
+    """
+    n, s = images.shape[0], images.shape[1]
+    oy, ox, flip = np.asarray(oy), np.asarray(ox), np.asarray(flip, bool)
+    if crop > s or np.any(oy < 0) or np.any(ox < 0) or np.any(oy + crop > s) or np.any(ox + crop > s):
+        raise ValueError(f"crop {crop} at the given offsets does not fit in {s}x{s} images")
+    ar = np.arange(crop)
+    rows = oy[:, None] + ar                                          # (N, C)
+    cols = np.where(flip[:, None], ox[:, None] + crop - 1 - ar, ox[:, None] + ar)
+    r, c = rows[:, :, None], cols[:, None, :]
+    out = images[np.arange(n)[:, None, None], r, c].astype(np.float32)   # (N, C, C, 3)
+    out -= mean[r, c]
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def random_crop_params(rng: np.random.Generator, n: int, size: int, crop: int):
+    """Random offsets and flips for ``n`` training crops: (oy, ox, flip), each (n,)."""
+    oy = rng.integers(0, size - crop + 1, n)
+    ox = rng.integers(0, size - crop + 1, n)
+    flip = rng.random(n) < 0.5
+    return oy, ox, flip
+
+
+def center_offset(size: int, crop: int) -> int:
+    """Top-left offset of the centre crop (rounded down), on both axes."""
+    return (size - crop) // 2
+
+
+def ten_crop_offsets(size: int, crop: int) -> list:
+    """The ten evaluation views as (oy, ox, flip): top-left, top-right, bottom-left, bottom-right,
+    centre, then the same five flipped."""
+    e, c = size - crop, center_offset(size, crop)
+    five = [(0, 0), (0, e), (e, 0), (e, e), (c, c)]
+    return [(oy, ox, False) for oy, ox in five] + [(oy, ox, True) for oy, ox in five]
+
+
+def center_crop(images: np.ndarray, mean: np.ndarray, crop: int) -> np.ndarray:
+    """Mean-subtracted centre crops: uint8 (N,S,S,3) -> float32 (N, 3, crop, crop)."""
+    n, c = len(images), center_offset(images.shape[1], crop)
+    return crop_batch(images, mean, np.full(n, c), np.full(n, c), np.zeros(n, bool), crop)
+
+
+def ten_crop(images: np.ndarray, mean: np.ndarray, crop: int) -> np.ndarray:
+    """All ten views of each image: uint8 (N,S,S,3) -> float32 (10, N, 3, crop, crop)."""
+    n = len(images)
+    return np.stack([crop_batch(images, mean, np.full(n, oy), np.full(n, ox), np.full(n, f), crop)
+                     for oy, ox, f in ten_crop_offsets(images.shape[1], crop)])
