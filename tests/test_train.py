@@ -139,3 +139,14 @@ def test_cli_runs_and_reports_bad_input(tmp_path, capsys):
     assert hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest() == before
     assert train_cli.main(["--data", "nosuch:1", "--out", out]) == 1
     assert "unknown dataset kind" in capsys.readouterr().err
+
+
+def test_dropout_override(tmp_path, reference_run):
+    assert int(weights(reference_run)["net"]["drop6.calls"]) == 12   # 2 epochs x 6 steps
+    train(tiny_config(tmp_path, epochs=1, dropout=0.0), log=lambda *a: None)
+    state = weights(tmp_path)
+    assert int(state["net"]["drop6.calls"]) == 0          # p = 0: no mask was ever drawn
+    ref = weights(tmp_path)["meta"]["config"]
+    assert ref["dropout"] == 0.0
+    with pytest.raises(ValueError, match="dropout"):
+        train(tiny_config(tmp_path / "bad", dropout=1.0), log=lambda *a: None)
