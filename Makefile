@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-all demo bench nvcc-check clean
+.PHONY: test test-all test-gpu demo bench nvcc-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+# On a GPU machine (no registry there): PYTHONPATH=. python -m pytest -q -m cuda
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -m cuda
+
 # Compile every CUDA kernel when nvcc is present, so a syntax error fails CI without a GPU.
 nvcc-check:
 	@if command -v nvcc >/dev/null 2>&1 && ls kernels/cuda/*.cu >/dev/null 2>&1; then \
@@ -27,6 +31,15 @@ nvcc-check:
 	    echo "nvcc -c $$f"; nvcc -std=c++17 -arch=sm_90 -c $$f -o /dev/null || exit 1; \
 	  done; \
 	else echo "nvcc-check: no nvcc or no .cu files, skipped"; fi
+
+# The benchmark suite (`make bench BENCH_ARGS=--quick` for a short run). PyTorch, the peer
+# column, is installed only from a local wheel folder (this project's machines have one), never
+# downloaded; without it the peer column is left out.
+TORCH_WHEELS ?= /opt/wheels
+bench: $(STAMP)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --no-index \
+	  --find-links $(TORCH_WHEELS) torch 2>/dev/null || echo "bench: no torch wheel, peer column skipped"
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -173,3 +173,19 @@ def test_state_dict_round_trip_includes_dropout_counters():
 
 def test_archs_listed():
     assert set(nets.ARCHS) == {"zf", "alexnet", "zf-64", "alexnet-64", "zf-32"}
+
+
+def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
+    net = tiny_net()
+    x = np.random.default_rng(5).standard_normal((2, 3, 9, 9))
+    labels = np.array([1, 2])
+    loss = SoftmaxCrossEntropy()
+    loss.forward(net.forward(x), labels)
+    net.backward(loss.backward())
+    full = {name: g.copy() for name, _, g in net.params_and_grads()}
+    for _, _, g in net.params_and_grads():
+        g[...] = 0
+    loss.forward(net.forward(x), labels)
+    assert net.backward(loss.backward(), input_grad=False) is None
+    for name, _, g in net.params_and_grads():
+        assert_close(g, full[name], rtol=1e-12, what=name)

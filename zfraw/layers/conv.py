@@ -55,8 +55,9 @@ class Conv2d(Layer):
         y += self.params["b"][:, None]
         return y.reshape(x.shape[0], self.out_ch, oh, ow)
 
-    def backward(self, dy):
-        """dy: (N, out_ch, OH, OW) -> dx: (N, in_ch, H, W); fills grads W and b."""
+    def backward(self, dy, need_dx: bool = True):
+        """dy: (N, out_ch, OH, OW) -> dx: (N, in_ch, H, W); fills grads W and b. With
+        need_dx=False (the first layer in training) dx is not computed and None returned."""
         xp = get_array_module(dy)
         n = dy.shape[0]
         dy2 = dy.reshape(n, self.out_ch, -1)                              # (N, F, P)
@@ -64,7 +65,7 @@ class Conv2d(Layer):
         dW = xp.matmul(dy2, self.cols.transpose(0, 2, 1)).sum(axis=0)     # (F, K)
         self.grads["W"][...] = dW.reshape(self.params["W"].shape)
         self.grads["b"][...] = dy2.sum(axis=(0, 2))
-        return self._input_gradient(dy2)
+        return self._input_gradient(dy2) if need_dx else None
 
     def deconv(self, r):
         """The paper's transposed filtering: convolve r with the same filters flipped in both

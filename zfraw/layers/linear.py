@@ -57,11 +57,11 @@ class Linear(Layer):
         self.x = x
         return x @ self.params["W"].T + self.params["b"]
 
-    def backward(self, dy):
-        """dy: (N, out_f) -> dx: (N, in_f); fills grads."""
+    def backward(self, dy, need_dx: bool = True):
+        """dy: (N, out_f) -> dx: (N, in_f) (None when need_dx is False); fills grads."""
         self.grads["W"][...] = dy.T @ self.x
         self.grads["b"][...] = dy.sum(axis=0)
-        return dy @ self.params["W"]
+        return dy @ self.params["W"] if need_dx else None
 
     def deconv(self, r):
         """Transposed weights, no bias: r (N, out_f) -> (N, in_f)."""

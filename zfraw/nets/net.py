@@ -57,11 +57,22 @@ class Net:
                 captured[layer.name] = x
         return (x, captured) if capture else x
 
-    def backward(self, dy, start: str | None = None):
+    def backward(self, dy, start: str | None = None, input_grad: bool = True):
         """Backpropagate dy (shaped like the output of ``start``, the last layer by default) to
-        the input, filling every layer's grads on the way. Returns dx (N, C, H, W)."""
+        the input, filling every layer's grads on the way. Returns dx (N, C, H, W).
+
+        Training needs no gradient for the image: with ``input_grad=False`` the walk stops at
+        the lowest layer with parameters, which fills its grads only, and None is returned
+        (for zf that skips conv1's col2im over its largest tensor)."""
         stop = self.index(start) if start is not None else len(self.layers) - 1
-        for layer in reversed(self.layers[:stop + 1]):
+        lowest = 0
+        if not input_grad:
+            lowest = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+        for i in range(stop, lowest - 1, -1):
+            layer = self.layers[i]
+            if i == lowest and not input_grad and layer.params:
+                layer.backward(dy, need_dx=False)
+                return None
             dy = layer.backward(dy)
         return dy
 

@@ -14,7 +14,8 @@ from .registry import (available, available_impls, default_impl, get_impl, imple
 
 def _dispatched(op: str, reference):
     def fn(*args, **kwargs):
-        return lookup(op, args[0])(*args, **kwargs)
+        first = args[0] if args else next(iter(kwargs.values()))  # the array that decides
+        return lookup(op, first)(*args, **kwargs)
 
     fn.__name__ = op
     fn.__qualname__ = op

@@ -41,7 +41,7 @@ def dropout_fwd(x, p: float, seed: int):
     xp = get_array_module(x)
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
-    keep = _hash_uniform(x.size, seed, xp).reshape(x.shape) >= p
+    keep = _hash_uniform(x.size, seed, xp).reshape(x.shape) >= xp.float32(p)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * mask, mask
 

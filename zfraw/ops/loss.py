@@ -5,7 +5,7 @@ from ..backend import get_array_module
 from .registry import register
 
 
-def _check(logits, labels):
+def check_logits_labels(logits, labels):
     if logits.ndim != 2:
         raise ValueError(f"softmax_xent: logits must be (N, K), got shape {logits.shape}")
     if labels.shape != (logits.shape[0],):
@@ -17,7 +17,7 @@ def softmax_xent(logits, labels):
     """logits: (N, K) float, labels: (N,) int -> (loss: 0-d array, probs: (N, K)).
     The loss stays on the device (a 0-d array) so a training step never syncs to the host."""
     xp = get_array_module(logits)
-    _check(logits, labels)
+    check_logits_labels(logits, labels)
     shifted = logits - logits.max(axis=1, keepdims=True)  # exp never overflows
     log_z = xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     log_probs = shifted - log_z

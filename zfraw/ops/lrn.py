@@ -21,6 +21,16 @@ def _channel_window_sum(a, before: int, after: int):
     return s
 
 
+def check_lrn(name: str, *arrays):
+    """Raise unless every array is 4-d (N, C, H, W) and all share one shape."""
+    shape = tuple(arrays[0].shape)
+    if len(shape) != 4:
+        raise ValueError(f"{name}: expected a 4-d input (N, C, H, W), got shape {shape}")
+    for a in arrays[1:]:
+        if tuple(a.shape) != shape:
+            raise ValueError(f"{name}: all inputs must have shape {shape}, got {tuple(a.shape)}")
+
+
 def lrn_window(size: int):
     """(channels before, channels after) of the ONNX window of ``size`` channels."""
     if size < 1:
@@ -32,6 +42,7 @@ def lrn_window(size: int):
 def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
     before, after = lrn_window(size)
+    check_lrn("lrn_fwd", x)
     scale = _channel_window_sum(x * x, before, after)
     scale *= alpha / size
     scale += bias
@@ -47,6 +58,7 @@ def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
     and c is in win(j) exactly when j is in the mirrored window [c - after, c + before].
     """
     before, after = lrn_window(size)
+    check_lrn("lrn_bwd", dy, x, y, scale)
     t = dy * y / scale
     acc = _channel_window_sum(t, after, before)
     return dy * scale ** (-beta) - (2.0 * alpha * beta / size) * x * acc

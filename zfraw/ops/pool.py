@@ -21,6 +21,16 @@ def check_pool(x_shape, k: int, stride: int, pad: int):
     return check_window(x_shape, k, k, stride, pad, "maxpool")
 
 
+def check_pool_bwd(dy_shape, switches_shape, x_shape, k: int, stride: int, pad: int):
+    """Validate maxpool_bwd's arguments against the pooled input's geometry; returns (OH, OW)."""
+    OH, OW = check_pool(x_shape, k, stride, pad)
+    if (tuple(dy_shape) != tuple(switches_shape) or tuple(dy_shape[2:]) != (OH, OW)
+            or tuple(dy_shape[:2]) != tuple(x_shape[:2])):
+        raise ValueError(f"maxpool_bwd: dy {tuple(dy_shape)} / switches {tuple(switches_shape)} "
+                         f"do not match input {tuple(x_shape)} pooled {k}/{stride} pad {pad}")
+    return OH, OW
+
+
 @register("maxpool_fwd", "numpy")
 def maxpool_fwd(x, k: int, stride: int, pad: int):
     """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8)."""
@@ -40,7 +50,8 @@ def maxpool_fwd(x, k: int, stride: int, pad: int):
             v = xpad[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
             better = v > y
             y = xp.where(better, v, y)
-            switches[better] = i * k + j
+            # where(), not a masked store: on CuPy a boolean-mask store syncs with the host.
+            switches = xp.where(better, xp.uint8(i * k + j), switches)
     return y, switches
 
 
@@ -49,10 +60,7 @@ def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
     """Route each dy to its switch; overlapping windows accumulate.
     dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
     xp = get_array_module(dy)
-    OH, OW = check_pool(x_shape, k, stride, pad)
-    if dy.shape != switches.shape or dy.shape[2:] != (OH, OW) or dy.shape[:2] != tuple(x_shape[:2]):
-        raise ValueError(f"maxpool_bwd: dy {dy.shape} / switches {switches.shape} do not match "
-                         f"input {tuple(x_shape)} pooled {k}/{stride} pad {pad}")
+    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad)
     N, C, H, W = x_shape
     dxpad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dy.dtype)
     for i in range(k):

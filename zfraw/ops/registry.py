@@ -62,8 +62,8 @@ def available(impl: str) -> bool:
 
 def available_impls(device: str | None = None) -> list[str]:
     """The impls that can run here, optionally only those usable on ``device``."""
-    return [i for i in IMPLS if available(i) and IMPL_DEVICE[i] in (None, device)
-            and not (device is None and IMPL_DEVICE[i] == "cuda" and not backend.cuda_available())]
+    return [i for i in IMPLS if available(i)
+            and (device is None or IMPL_DEVICE[i] in (None, device))]
 
 
 def default_impl(device: str) -> str:

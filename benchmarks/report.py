@@ -1,0 +1,140 @@
+"""Results as JSON (everything measured) and a markdown summary (the tables a reader wants)."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import time
+
+import numpy as np
+
+from zfraw import backend
+
+from . import torch_peer
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on, and how busy the machine was."""
+    info = {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+            "cpu_model": _cpu_model(), "python": platform.python_version(),
+            "numpy": np.__version__, "torch": torch_peer.version(),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "loadavg_start": os.getloadavg()}
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+        info["numba_threading_layer"] = numba.config.THREADING_LAYER
+    except ImportError:
+        info["numba"] = None
+    if backend.cuda_available():
+        cp = backend.cupy_module()
+        info["gpu"] = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        info["cupy"] = cp.__version__
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_name(info: dict) -> str:
+    """File stem for the results: 'cpu-2core-<host>' or 'gpu-<model>-<host>'."""
+    host = re.sub(r"[^a-z0-9]+", "-", info["hostname"].lower()).strip("-")
+    if "gpu" in info:
+        gpu = re.sub(r"[^a-z0-9]+", "-", info["gpu"].lower()).strip("-")
+        return f"gpu-{gpu}-{host}"
+    return f"cpu-{info['cpus']}core-{host}"
+
+
+def write(results: dict, out_dir: str, stem: str) -> tuple[str, str]:
+    """Write <stem>.json and <stem>.md under out_dir; returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    json_path, md_path = (os.path.join(out_dir, f"{stem}.{ext}") for ext in ("json", "md"))
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1, default=float)
+    with open(md_path, "w") as f:
+        f.write(markdown(results))
+    return json_path, md_path
+
+
+def _columns(rows):
+    seen = []
+    for r in rows:
+        if r["impl"] not in seen:
+            seen.append(r["impl"])
+    return seen
+
+
+def _group(rows, keys):
+    groups = {}
+    for r in rows:
+        groups.setdefault(tuple(r[k] for k in keys), {})[r["impl"]] = r
+    return groups
+
+
+def _table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(line) + " |" for line in lines]
+    return "\n".join(out) + "\n"
+
+
+def markdown(results: dict) -> str:
+    m, c = results["machine"], results["ceilings"]
+    parts = [f"# zfraw benchmarks: {results['name']}\n",
+             f"{m['cpu_model']}, {m['cpus']} CPUs" + (f", GPU {m['gpu']}" if "gpu" in m else "")
+             + f"; numpy {m['numpy']}, numba {m['numba']}, torch {m['torch']}; "
+             f"{m['date_utc']} UTC; load average at start {m['loadavg_start'][0]:.2f}, "
+             f"at end {m.get('loadavg_end', [float('nan')])[0]:.2f}"
+             f"{' (quick mode)' if results['quick'] else ''}.\n",
+             "Times are medians of interleaved runs after warm-up. The ceiling is measured in "
+             "the same run: " + "; ".join(
+                 f"{dev}: float32 matmul {v['matmul_gflops']:.0f} GFLOP/s, copy "
+                 f"{v['copy_gbs']:.1f} GB/s" for dev, v in c.items()) + ".\n"]
+    if results.get("steps"):
+        rows = results["steps"]
+        cols = _columns(rows)
+        lines = [[f"{arch} b{batch}"] + [
+            f"{g[i]['median_ms']:.0f} ms, {g[i]['images_per_s']:.1f} img/s "
+            f"(x{g[i]['speedup_vs_numpy']:.2f})" if i in g else "-" for i in cols]
+            for (arch, batch), g in _group(rows, ("arch", "batch")).items()]
+        parts += ["## Training step (forward + loss + backward + SGD)\n",
+                  _table(["net, batch"] + cols, lines)]
+    if results.get("primitives"):
+        rows = results["primitives"]
+        cols = _columns(rows)
+        lines = [[op, case] + [
+            f"{g[i]['median_ms']:.2f} ms, {g[i]['gbs']:.1f} GB/s "
+            f"({100 * g[i]['frac_copy_ceiling']:.0f}%), x{g[i]['speedup_vs_numpy']:.1f}"
+            if i in g else "-" for i in cols]
+            for (op, case), g in _group(rows, ("op", "case")).items()]
+        parts += ["## Primitives (zf shapes)\n",
+                  "Per impl: median time, GB/s of the bytes the primitive must move (% of the "
+                  "copy ceiling), speed-up over the NumPy reference.\n",
+                  _table(["primitive", "layer"] + cols, lines)]
+    if results.get("layers"):
+        rows = results["layers"]
+        cols = _columns(rows)
+
+        def cell(r):
+            rate = (f"{r['gflops']:.1f} GFLOP/s ({100 * r['frac_matmul_ceiling']:.0f}%)"
+                    if "gflops" in r else
+                    f"{r['gbs']:.1f} GB/s ({100 * r['frac_copy_ceiling']:.0f}%)")
+            return f"{r['median_ms']:.2f} ms, {rate}, x{r['speedup_vs_numpy']:.1f}"
+
+        lines = [[layer, p] + [cell(g[i]) if i in g else "-" for i in cols]
+                 for (layer, p), g in _group(rows, ("layer", "pass")).items()]
+        parts += [f"## Layers ({results['layers_arch']} at batch {results['batch']})\n",
+                  "Conv/fc: GFLOP/s (% of the matmul ceiling); others: GB/s of the layer's input "
+                  "and output (% of the copy ceiling); x: speed-up over the NumPy reference.\n",
+                  _table(["layer", "pass"] + cols, lines)]
+    return "\n".join(parts)

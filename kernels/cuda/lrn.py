@@ -1,0 +1,52 @@
+"""Launchers for kernels/cuda/lrn.cu: local response normalization across channels (ONNX
+window) on CuPy arrays (impl 'cuda'). Same signatures as zfraw/ops/lrn.py."""
+from __future__ import annotations
+
+from zfraw.backend import get_array_module
+from zfraw.ops.lrn import check_lrn, lrn_window
+from zfraw.ops.registry import register
+
+from . import _loader
+
+
+def _channels(shape, what: str):
+    """(N, C, HW) of an (N, C, ...) array: channels are axis 1, the rest is flattened."""
+    if len(shape) < 2:
+        raise ValueError(f"{what}: expected an (N, C, ...) array, got shape {tuple(shape)}")
+    hw = 1
+    for s in shape[2:]:
+        hw *= int(s)
+    return int(shape[0]), int(shape[1]), hw
+
+
+@register("lrn_fwd", "cuda")
+def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
+    """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
+    xp = get_array_module(x)
+    before, after = lrn_window(size)
+    check_lrn("lrn_fwd", x)
+    N, C, HW = _channels(x.shape, "lrn_fwd")
+    x = xp.ascontiguousarray(x)
+    y = xp.empty_like(x)
+    scale = xp.empty_like(x)
+    T = x.dtype.type
+    _loader.launch_1d("lrn", "lrn_fwd", x.dtype, x.size,
+                      (x, y, scale) + _loader.i64(N, C, HW, before, after)
+                      + (T(alpha / size), T(beta), T(bias)))
+    return y, scale
+
+
+@register("lrn_bwd", "cuda")
+def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
+    """Exact gradient of lrn_fwd. dy, x, y, scale: (N, C, H, W) -> dx: (N, C, H, W)."""
+    xp = get_array_module(dy)
+    before, after = lrn_window(size)
+    check_lrn("lrn_bwd", dy, x, y, scale)
+    N, C, HW = _channels(dy.shape, "lrn_bwd")
+    dy, x, y, scale = (xp.ascontiguousarray(a, dtype=dy.dtype) for a in (dy, x, y, scale))
+    dx = xp.empty_like(dy)
+    T = dy.dtype.type
+    _loader.launch_1d("lrn", "lrn_bwd", dy.dtype, dy.size,
+                      (dy, x, y, scale, dx) + _loader.i64(N, C, HW, before, after)
+                      + (T(beta), T(2.0 * alpha * beta / size)))
+    return dx

@@ -1,0 +1,101 @@
+"""Numba max pooling with uint8 switches and its backward (= the deconvnet's unpooling),
+same contract and tie rule as :mod:`zfraw.ops.pool`.
+
+What this version does differently from the NumPy reference:
+- One pass per output: its k x k window is scanned in row-major order from offset (0, 0) with
+  a strict '>' (the first maximum wins), the reference's running maximum done per window in
+  registers instead of k*k whole-tensor passes. Border windows are clipped to the image
+  instead of materialising a -inf padded copy; their start value is -inf when offset (0, 0)
+  is padding, as in the reference, so even NaN / -inf inputs give the reference's switches.
+- The backward reads each switch once and adds dy at that input position, instead of k*k
+  masked passes over the whole tensor.
+- One (image, channel) plane per parallel task, so accumulation needs no atomics.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from zfraw.ops.pool import check_pool, check_pool_bwd
+from zfraw.ops.registry import register
+
+from ._util import as_c
+
+
+@njit(cache=True, inline="always")
+def _window_max(plane, h0, w0, i0, i1, j0, j1, k, best):
+    """Running maximum over window rows i0..i1-1, columns j0..j1-1 of the window at (h0, w0),
+    starting from ``best``; a strict '>' keeps the first maximum. Returns (max, i*k + j)."""
+    arg = 0
+    for i in range(i0, i1):
+        for j in range(j0, j1):
+            v = plane[h0 + i, w0 + j]
+            if v > best:
+                best = v
+                arg = i * k + j
+    return best, arg
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_fwd(x, k, stride, pad, y, switches):
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        plane, y_nc, s_nc = x[n, c], y[n, c], switches[n, c]
+        for oh in range(OH):
+            h0 = oh * stride - pad
+            for ow in range(OW):
+                w0 = ow * stride - pad
+                if h0 >= 0 and w0 >= 0 and h0 + k <= H and w0 + k <= W:
+                    # Interior window (almost all of them): constant bounds, no clipping.
+                    best, arg = _window_max(plane, h0, w0, 0, k, 0, k, k, plane[h0, w0])
+                else:
+                    # Border: clip to the image. The start value is offset (0, 0) as in the
+                    # reference, or -inf when that offset is padding (padding never wins).
+                    first = plane[h0, w0] if h0 >= 0 and w0 >= 0 else -np.inf
+                    best, arg = _window_max(plane, h0, w0, max(0, -h0), min(k, H - h0),
+                                            max(0, -w0), min(k, W - w0), k, first)
+                y_nc[oh, ow] = best
+                s_nc[oh, ow] = arg
+
+
+@njit(parallel=True, cache=True)
+def _maxpool_bwd(dy, switches, k, stride, pad, dx):
+    N, C, H, W = dx.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        plane, dy_nc, s_nc = dx[n, c], dy[n, c], switches[n, c]
+        plane[:, :] = 0
+        for oh in range(OH):
+            h0 = oh * stride - pad
+            for ow in range(OW):
+                s = np.int64(s_nc[oh, ow])
+                i = s // k
+                h, w = h0 + i, ow * stride - pad + s - i * k
+                if h >= 0 and h < H and w >= 0 and w < W:  # a switch into padding feeds nothing
+                    plane[h, w] += dy_nc[oh, ow]
+
+
+@register("maxpool_fwd", "numba")
+def maxpool_fwd(x, k: int, stride: int, pad: int):
+    """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8)."""
+    OH, OW = check_pool(x.shape, k, stride, pad)
+    x = as_c(x)
+    N, C = x.shape[:2]
+    y = np.empty((N, C, OH, OW), dtype=x.dtype)
+    switches = np.empty((N, C, OH, OW), dtype=np.uint8)
+    _maxpool_fwd(x, k, stride, pad, y, switches)
+    return y, switches
+
+
+@register("maxpool_bwd", "numba")
+def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
+    """Route each dy to its switch; overlapping windows accumulate.
+    dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
+    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad)
+    dy = as_c(dy)
+    dx = np.empty(tuple(x_shape), dtype=dy.dtype)
+    _maxpool_bwd(dy, as_c(switches, np.uint8), k, stride, pad, dx)
+    return dx

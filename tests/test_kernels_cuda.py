@@ -1,0 +1,352 @@
+"""kernels/cuda against the NumPy references in zfraw/ops, on random inputs and edge shapes.
+
+Every test runs on two backends (the ``dev`` fixture):
+- ``gpu``: CuPy arrays on a real GPU, the kernels compiled by NVRTC (marked ``cuda``; skipped
+  when zfraw.backend.cuda_available() is false);
+- ``emu``: the same .cu files compiled for the CPU by g++ with tests/cuda_host_shim.h and run
+  through the same Python launchers on NumPy arrays (tests/cuda_emu.py; skipped without g++).
+  This checks the kernels' index math, loop bounds, reductions and barriers, and the
+  launchers' argument lists against the kernels' C signatures; not NVRTC, nor the GPU itself.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+import pytest
+
+import cuda_emu
+from kernels.cuda import _loader, conv, elementwise, loss, lrn, pool
+from zfraw import backend
+from zfraw.ops import conv as ref_conv
+from zfraw.ops import elementwise as ref_elementwise
+from zfraw.ops import loss as ref_loss
+from zfraw.ops import lrn as ref_lrn
+from zfraw.ops import pool as ref_pool
+
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+class _Device:
+    """Moves test data to the backend under test and back."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def put(self, a: np.ndarray):
+        return backend.to_device(a, "cuda") if self.name == "gpu" else np.array(a)
+
+    def get(self, a) -> np.ndarray:
+        return backend.to_host(a)
+
+    def noncontiguous(self, a: np.ndarray):
+        """``a`` on the device as a non-contiguous view (spatial axes swapped in memory)."""
+        return self.put(np.ascontiguousarray(np.swapaxes(a, -1, -2))).swapaxes(-1, -2)
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    return cuda_emu.Emulator(tmp_path_factory.mktemp("cuda_emu"))
+
+
+@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.cuda), "emu"])
+def dev(request, monkeypatch):
+    if request.param == "gpu":
+        if not backend.cuda_available():
+            pytest.skip("no usable GPU/CuPy")
+    else:
+        if not cuda_emu.available():
+            pytest.skip("g++ not on PATH")
+        monkeypatch.setattr(_loader, "kernel", request.getfixturevalue("emulator").kernel)
+    return _Device(request.param)
+
+
+def _rng(*key):
+    """A generator seeded from the test's key (crc32: stable across processes, unlike hash)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def _close(dev, got, ref, dtype):
+    got = dev.get(got)
+    assert got.dtype == np.dtype(dtype) and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, **TOL[dtype])
+
+
+def _equal(dev, got, ref):
+    got = dev.get(got)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    np.testing.assert_array_equal(got, ref)
+
+
+# --- im2col / col2im -------------------------------------------------------------------------
+
+# (N, C, H, W, kh, kw, stride, pad)
+CONV_GEOMS = [
+    (2, 3, 7, 6, 3, 3, 1, 1),    # odd sizes, padding
+    (1, 2, 5, 5, 2, 2, 3, 0),    # stride > kernel: pixels no window reads
+    (2, 1, 1, 1, 1, 1, 1, 0),    # 1x1 spatial
+    (1, 2, 9, 11, 5, 3, 2, 2),   # rectangular kernel, stride 2, padding 2
+    (3, 4, 4, 4, 4, 4, 1, 0),    # window = input: 1x1 output
+    (1, 3, 11, 11, 7, 7, 2, 3),  # conv1-like
+    (1, 1, 3, 3, 3, 3, 4, 2),    # stride > kernel with padding
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", CONV_GEOMS, ids=str)
+@pytest.mark.parametrize("contiguous", [True, False], ids=["contig", "strided"])
+def test_im2col(dev, geom, dtype, contiguous):
+    N, C, H, W, kh, kw, s, p = geom
+    x = _rng("im2col", geom).standard_normal((N, C, H, W)).astype(dtype)
+    xd = dev.put(x) if contiguous else dev.noncontiguous(x)
+    _equal(dev, conv.im2col(xd, kh, kw, s, p), ref_conv.im2col(x, kh, kw, s, p))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", CONV_GEOMS, ids=str)
+def test_col2im(dev, geom, dtype):
+    N, C, H, W, kh, kw, s, p = geom
+    OH, OW = ref_conv.check_window((N, C, H, W), kh, kw, s, p)
+    cols = _rng("col2im", geom).standard_normal((N, C * kh * kw, OH * OW)).astype(dtype)
+    got = conv.col2im(dev.put(cols), (N, C, H, W), kh, kw, s, p)
+    _close(dev, got, ref_conv.col2im(cols, (N, C, H, W), kh, kw, s, p), dtype)
+
+
+def test_col2im_noncontiguous_and_bad_shape(dev):
+    x_shape, (kh, kw, s, p) = (2, 3, 5, 4), (3, 2, 1, 1)
+    OH, OW = ref_conv.check_window(x_shape, kh, kw, s, p)
+    cols = _rng("col2im-nc").standard_normal((2, 3 * kh * kw, OH * OW))
+    got = conv.col2im(dev.noncontiguous(cols), x_shape, kh, kw, s, p)
+    _close(dev, got, ref_conv.col2im(cols, x_shape, kh, kw, s, p), np.float64)
+    with pytest.raises(ValueError, match="col2im"):
+        conv.col2im(dev.put(cols[:, 1:]), x_shape, kh, kw, s, p)
+
+
+def test_unsupported_dtype_is_rejected(dev):
+    with pytest.raises(TypeError, match="float32 and float64"):
+        conv.im2col(dev.put(np.zeros((1, 1, 3, 3), np.float16)), 2, 2, 1, 0)
+
+
+# --- max pooling -----------------------------------------------------------------------------
+
+# (N, C, H, W, k, stride, pad)
+POOL_GEOMS = [
+    (2, 3, 7, 7, 3, 2, 0),    # ZFNet's 3x3/2 on an odd size
+    (1, 2, 6, 5, 3, 2, 1),    # padding
+    (2, 2, 5, 5, 2, 3, 0),    # stride > window
+    (1, 1, 1, 1, 1, 1, 0),    # 1x1
+    (1, 2, 4, 4, 3, 1, 2),    # heavy padding: windows mostly padding
+    (2, 3, 13, 13, 3, 2, 0),  # pool5-like
+    (1, 1, 2, 3, 3, 3, 1),    # window larger than the input
+]
+
+
+def _pool_input(geom, dtype, ties: bool):
+    N, C, H, W = geom[:4]
+    rng = _rng("pool", geom, ties)
+    if ties:  # few distinct values, all negative: ties everywhere, padding must still lose
+        return -rng.integers(1, 3, size=(N, C, H, W)).astype(dtype)
+    return rng.standard_normal((N, C, H, W)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
+@pytest.mark.parametrize("ties", [False, True], ids=["random", "ties"])
+def test_maxpool_fwd(dev, geom, dtype, ties):
+    k, s, p = geom[4:]
+    x = _pool_input(geom, dtype, ties)
+    y, sw = pool.maxpool_fwd(dev.put(x), k, s, p)
+    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
+    _equal(dev, y, y_ref)
+    _equal(dev, sw, sw_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
+@pytest.mark.parametrize("ties", [False, True], ids=["random", "ties"])
+def test_maxpool_bwd(dev, geom, dtype, ties):
+    k, s, p = geom[4:]
+    x = _pool_input(geom, dtype, ties)
+    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
+    dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
+    dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p)
+    _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, k, s, p), dtype)
+
+
+def test_maxpool_noncontiguous_and_bad_shape(dev):
+    x = _rng("pool-nc").standard_normal((2, 3, 7, 6))
+    y, sw = pool.maxpool_fwd(dev.noncontiguous(x), 3, 2, 1)
+    y_ref, sw_ref = ref_pool.maxpool_fwd(x, 3, 2, 1)
+    _equal(dev, y, y_ref)
+    _equal(dev, sw, sw_ref)
+    dy = _rng("pool-nc-dy").standard_normal(y_ref.shape)
+    dx = pool.maxpool_bwd(dev.noncontiguous(dy), sw, x.shape, 3, 2, 1)
+    _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, 3, 2, 1), np.float64)
+    with pytest.raises(ValueError, match="maxpool_bwd"):
+        pool.maxpool_bwd(dev.put(dy[:, :, 1:]), sw, x.shape, 3, 2, 1)
+    with pytest.raises(ValueError, match="padding"):
+        pool.maxpool_fwd(dev.put(x), 2, 2, 2)
+
+
+# --- LRN -------------------------------------------------------------------------------------
+
+# (shape, size): odd and even windows, a window wider than the channels, size 1, 1x1 maps
+LRN_CASES = [((2, 7, 3, 4), 5), ((1, 3, 2, 2), 5), ((2, 6, 1, 1), 4), ((1, 4, 3, 3), 1),
+             ((1, 1, 2, 5), 3)]
+LRN_PARAMS = dict(alpha=0.5, beta=0.75)  # a large alpha, so the normalization matters
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,size", LRN_CASES, ids=str)
+def test_lrn_fwd_bwd(dev, shape, size, dtype):
+    rng = _rng("lrn", shape, size)
+    x = rng.standard_normal(shape).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    a, b = LRN_PARAMS["alpha"], LRN_PARAMS["beta"]
+    y, scale = lrn.lrn_fwd(dev.noncontiguous(x), size, a, b, 2.0)
+    y_ref, scale_ref = ref_lrn.lrn_fwd(x, size, a, b, 2.0)
+    _close(dev, y, y_ref, dtype)
+    _close(dev, scale, scale_ref, dtype)
+    dx = lrn.lrn_bwd(dev.put(dy), dev.put(x), dev.put(y_ref), dev.put(scale_ref), size, a, b)
+    _close(dev, dx, ref_lrn.lrn_bwd(dy, x, y_ref, scale_ref, size, a, b), dtype)
+
+
+# --- ReLU, dropout, SGD ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 5, 7), (1,), (2, 3, 1, 1)], ids=str)
+def test_relu(dev, shape, dtype):
+    rng = _rng("relu", shape)
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[0] = 0.0  # the boundary: y = 0 and no gradient
+    dy = rng.standard_normal(shape).astype(dtype)
+    y = elementwise.relu_fwd(dev.put(x))
+    _equal(dev, y, ref_elementwise.relu_fwd(x))
+    y_ref = ref_elementwise.relu_fwd(x)
+    _equal(dev, elementwise.relu_bwd(dev.put(dy), y), ref_elementwise.relu_bwd(dy, y_ref))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.5, 0.7])
+@pytest.mark.parametrize("seed", [0, 1, 12345, -7])
+def test_dropout_mask_is_bit_identical(dev, p, seed, dtype):
+    x = _rng("dropout").standard_normal((3, 7, 11)).astype(dtype)
+    y, mask = elementwise.dropout_fwd(dev.noncontiguous(x), p, seed)
+    y_ref, mask_ref = ref_elementwise.dropout_fwd(x, p, seed)
+    _equal(dev, mask, mask_ref)
+    _equal(dev, y, y_ref)
+
+
+def test_dropout_rejects_bad_p(dev):
+    with pytest.raises(ValueError, match="dropout"):
+        elementwise.dropout_fwd(dev.put(np.ones(4, np.float32)), 1.0, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("wd", [0.0, 5e-4])
+def test_sgd_update(dev, wd, dtype):
+    rng = _rng("sgd", wd)
+    p, g, v = (rng.standard_normal((5, 3, 2)).astype(dtype) for _ in range(3))
+    pd, vd = dev.put(p), dev.put(v)
+    assert elementwise.sgd_update(pd, dev.noncontiguous(g), vd, 0.01, 0.9, wd) is None
+    p_ref, v_ref = p.copy(), v.copy()
+    ref_elementwise.sgd_update(p_ref, g, v_ref, 0.01, 0.9, wd)
+    _close(dev, pd, p_ref, dtype)
+    _close(dev, vd, v_ref, dtype)
+
+
+def test_sgd_update_needs_contiguous_param(dev):
+    p = dev.noncontiguous(np.zeros((3, 4), np.float32))
+    z = dev.put(np.zeros((3, 4), np.float32))
+    with pytest.raises(ValueError, match="contiguous"):
+        elementwise.sgd_update(p, z, z, 0.1, 0.9, 0.0)
+
+
+# --- softmax cross-entropy -------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N,K", [(4, 10), (3, 1), (2, 300), (5, 37), (70, 3)], ids=str)
+def test_softmax_xent(dev, N, K, dtype):
+    rng = _rng("xent", N, K)
+    logits = (30.0 * rng.standard_normal((N, K))).astype(dtype)  # large: needs the max shift
+    labels = rng.integers(0, K, size=N)
+    loss_got, probs = loss.softmax_xent(dev.noncontiguous(logits), dev.put(labels))
+    loss_ref, probs_ref = ref_loss.softmax_xent(logits, labels)
+    _close(dev, probs, probs_ref, dtype)
+    loss_host = dev.get(loss_got)
+    assert loss_host.shape == () and loss_host.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(loss_host, loss_ref, **TOL[dtype])
+    d = loss.softmax_xent_bwd(probs, dev.put(labels.astype(np.int32)))
+    _close(dev, d, ref_loss.softmax_xent_bwd(probs_ref, labels), dtype)
+
+
+def test_softmax_xent_bad_label_gives_nan_and_bad_shapes_raise(dev):
+    logits = dev.put(np.zeros((2, 3), np.float32))
+    loss_got, _ = loss.softmax_xent(logits, dev.put(np.array([0, 3])))
+    assert np.isnan(dev.get(loss_got))
+    with pytest.raises(ValueError, match="labels"):
+        loss.softmax_xent(logits, dev.put(np.array([0, 1, 2])))
+    with pytest.raises(ValueError, match="one class"):
+        loss.softmax_xent(dev.put(np.zeros((2, 0), np.float32)), dev.put(np.array([0, 0])))
+    with pytest.raises(TypeError, match="integers"):
+        loss.softmax_xent(logits, dev.put(np.array([0.0, 1.0])))
+
+
+# --- dispatch through zfraw.ops (GPU only: the registry sends CuPy arrays to impl 'cuda') ----
+
+@pytest.mark.cuda
+def test_registry_dispatches_cupy_arrays_to_the_kernels():
+    if not backend.cuda_available():
+        pytest.skip("no usable GPU/CuPy")
+    from zfraw import ops
+    x = _rng("dispatch").standard_normal((2, 3, 7, 7)).astype(np.float32)
+    xd = backend.to_device(x, "cuda")
+    with ops.use_impl("cuda"):
+        assert ops.lookup("maxpool_fwd", xd) is pool.maxpool_fwd
+        y, sw = ops.maxpool_fwd(xd, 3, 2, 0)
+        dx = ops.unpool(y, sw, x.shape, 3, 2, 0)
+    y_ref, sw_ref = ref_pool.maxpool_fwd(x, 3, 2, 0)
+    np.testing.assert_array_equal(backend.to_host(sw), sw_ref)
+    np.testing.assert_allclose(backend.to_host(dx), ref_pool.maxpool_bwd(y_ref, sw_ref, x.shape,
+                                                                         3, 2, 0), rtol=1e-6)
+
+
+# --- TF32 switch for cupy.matmul -------------------------------------------------------------
+
+def test_set_tf32_sets_cupys_environment_variable(monkeypatch):
+    from kernels.cuda import set_tf32, tf32_enabled
+    monkeypatch.delenv("CUPY_TF32", raising=False)  # restored after the test
+    try:
+        set_tf32(True)
+        assert os.environ["CUPY_TF32"] == "1"
+        assert tf32_enabled() == backend.cuda_available()
+    finally:
+        set_tf32(False)
+    assert os.environ["CUPY_TF32"] == "0" and not tf32_enabled()
+
+
+@pytest.mark.cuda
+def test_set_tf32_changes_float32_matmul_precision():
+    if not backend.cuda_available():
+        pytest.skip("no usable GPU/CuPy")
+    from kernels.cuda import set_tf32
+    cupy = backend.cupy_module()
+    if int(cupy.cuda.Device().compute_capability) < 80:
+        pytest.skip("TF32 needs compute capability 8.0+")
+    # 1 + 2^-12 rounds to 1.0 in TF32 (10 mantissa bits), while every partial sum of up to
+    # 1024 such terms is exact in float32 (22 bits), whatever the summation order. n is large
+    # enough that cuBLAS picks tensor-core kernels when they are allowed.
+    n = 1024
+    a = cupy.full((n, n), 1.0 + 2.0 ** -12, dtype=cupy.float32)
+    b = cupy.ones((n, n), dtype=cupy.float32)
+    try:
+        set_tf32(False)
+        full = float((a @ b)[0, 0])
+        set_tf32(True)
+        tf32 = float((a @ b)[0, 0])
+    finally:
+        set_tf32(False)
+    assert full == n * (1.0 + 2.0 ** -12)
+    assert tf32 == float(n)  # the inputs rounded to 1.0

@@ -1,0 +1,15 @@
+"""Deconvnet visualizations and the paper's analyses, one small module per job.
+
+- topk: streaming k strongest activations per feature map over a dataset
+- projection: one activation (or a map) projected to pixel space with net.project
+- top9: Fig. 2 (top-9 projections beside their image patches)
+- evolution: Fig. 4 (strongest projection per map across training checkpoints)
+- filters: Sec. 4.1 / Fig. 6 (conv1 filters, dead and frequency-dominated filters, aliasing)
+- occlusion: Fig. 7 (occlusion sweeps, in-box share of the probability drop)
+- invariance: Fig. 5 (distances and class probability under translation, scale, rotation)
+- correspondence: Table 1 (sign consistency of feature changes under part occlusion)
+- images / plots / html: PNG grids (Pillow), matplotlib figures, the static report page
+- source / run / features: validation images as net inputs, run folders (config, metrics,
+  checkpoints as nets), net-backed callables for the analyses written against functions
+The report itself is assembled by :mod:`zfraw.report`.
+"""

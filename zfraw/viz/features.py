@@ -1,0 +1,52 @@
+"""Net-backed callables for the analyses that are written against plain functions
+(occlusion, invariance, correspondence, aliasing): eval-mode forward passes in chunks,
+returning host arrays."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import to_device, to_host
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed stably on the host."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):
+    """features(x (N, C, H, W) host) -> (probs (N, K), {layer: activation (N, ...)}), host
+    arrays, evaluated ``batch_size`` images at a time with the net in eval mode. With
+    probs=False the pass stops at the deepest layer asked for and probs is None."""
+    layers = tuple(layers)
+    if not probs and not layers:
+        raise ValueError("probs_and_features: nothing to compute")
+    until = None if probs else max(layers, key=net.index)
+
+    def features(x):
+        net.eval()
+        out, acts = [], {name: [] for name in layers}
+        for i in range(0, len(x), batch_size):
+            xb = to_device(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32), net.device)
+            top, caps = net.forward(xb, until=until, capture=layers) if layers \
+                else (net.forward(xb), {})
+            if probs:
+                out.append(softmax(to_host(top).astype(np.float64)))
+            for name in layers:
+                acts[name].append(to_host(caps[name]))
+        return (np.concatenate(out) if probs else None,
+                {n: np.concatenate(a) for n, a in acts.items()})
+
+    return features
+
+
+def probs_and_map(net, layer: str, batch_size: int = 64):
+    """forward(x) -> (probs (N, K), activation of ``layer`` (N, C, h, w)), for occlusion_sweep."""
+    features = probs_and_features(net, [layer], batch_size)
+
+    def forward(x):
+        probs, acts = features(x)
+        return probs, acts[layer]
+
+    return forward

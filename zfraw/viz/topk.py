@@ -1,0 +1,99 @@
+"""Streaming top-k per feature map: the k strongest activations of every map over a dataset of
+any size, without holding all activations (the selection behind the paper's Fig. 2).
+
+Each batch is reduced to its own k best per map with ``argpartition``, then merged with the k
+kept so far, so memory is O(maps * (k + batch * positions)) whatever the dataset size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..backend import to_host
+
+
+def as_maps(act) -> np.ndarray:
+    """A layer's activation as (N, C, P) host float32: (N, C, H, W) -> P = H*W positions;
+    (N, F) of an fc layer -> F maps with one position each."""
+    a = to_host(act)
+    if a.ndim == 4:
+        return a.reshape(a.shape[0], a.shape[1], -1)
+    if a.ndim == 2:
+        return a[:, :, None]
+    raise ValueError(f"activation must be (N, C, H, W) or (N, F), got shape {a.shape}")
+
+
+def _top_k_cols(values: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of each row of values (C, M), in any order."""
+    if values.shape[1] <= k:
+        return np.broadcast_to(np.arange(values.shape[1]), values.shape).copy()
+    return np.argpartition(-values, k - 1, axis=1)[:, :k]
+
+
+@dataclass
+class TopK:
+    """The k strongest activations of each of C maps, sorted strongest first.
+    values (C, k) float32 (-inf where fewer than k were seen), image (C, k) int64 dataset index
+    (-1 where empty), y, x (C, k) int64 position in the map (0, 0 for fc units)."""
+    values: np.ndarray
+    image: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+
+
+class StreamingTopK:
+    """Keeps the k largest activations of each feature map of one layer over batches.
+
+    >>> tk = StreamingTopK(k=9)
+    >>> for start, x in batches: tk.update(net.forward(x, until='relu5'), start)
+    >>> best = tk.result()          # TopK with (C, 9) arrays
+    """
+
+    def __init__(self, k: int = 9):
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = k
+        self.values = None  # (C, <=k) float32
+        self.ids = None     # (C, <=k) int64 flat id = image * P + position
+        self.map_hw = None  # (H, W) of the maps, (1, 1) for fc units
+
+    def update(self, act, first_index: int):
+        """Merge one batch. act: (N, C, H, W) or (N, F) activations of images
+        first_index .. first_index+N-1 of the dataset."""
+        a = as_maps(act)
+        n, c, p = a.shape
+        hw = tuple(act.shape[2:]) if act.ndim == 4 else (1, 1)
+        if self.map_hw is None:
+            self.map_hw = hw
+        elif (c, hw) != (self.values.shape[0], self.map_hw):
+            raise ValueError(f"batch has {c} maps of {hw}, earlier batches had "
+                             f"{self.values.shape[0]} of {self.map_hw}")
+        cand = a.transpose(1, 0, 2).reshape(c, n * p)           # (C, N*P)
+        cols = _top_k_cols(cand, self.k)
+        vals = np.take_along_axis(cand, cols, axis=1)
+        ids = cols.astype(np.int64) + first_index * p          # image*P + pos, as n*P + pos
+        if self.values is not None:
+            vals = np.concatenate([self.values, vals], axis=1)
+            ids = np.concatenate([self.ids, ids], axis=1)
+            keep = _top_k_cols(vals, self.k)
+            vals = np.take_along_axis(vals, keep, axis=1)
+            ids = np.take_along_axis(ids, keep, axis=1)
+        self.values, self.ids = vals, ids
+
+    def result(self) -> TopK:
+        """The kept activations, strongest first (ties broken by smaller dataset id)."""
+        if self.values is None:
+            raise ValueError("StreamingTopK.result: no batch was given")
+        c, m = self.values.shape
+        order = np.lexsort((self.ids, -self.values), axis=1) if m else np.zeros((c, 0), int)
+        vals = np.take_along_axis(self.values, order, axis=1)
+        ids = np.take_along_axis(self.ids, order, axis=1)
+        pad = self.k - m
+        if pad:
+            vals = np.concatenate([vals, np.full((c, pad), -np.inf, np.float32)], axis=1)
+            ids = np.concatenate([ids, np.full((c, pad), -1, np.int64)], axis=1)
+        h, w = self.map_hw
+        pos = np.where(ids >= 0, ids % (h * w), 0)
+        image = np.where(ids >= 0, ids // (h * w), -1)
+        return TopK(values=vals.astype(np.float32), image=image, y=pos // w, x=pos % w)
