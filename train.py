@@ -15,7 +15,7 @@ from zfraw.data import DataError
 from zfraw.nets import ARCHS
 from zfraw.ops.registry import IMPLS
 from zfraw.optim import SCHEMES
-from zfraw.training import SCHEDULES, TrainConfig, TrainingDiverged, train
+from zfraw.training import SCHEDULES, TrainConfig, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
                       cache_dir=a.cache_dir, on_error=a.on_error, progress=not a.no_progress)
     try:
         result = train(cfg, resume=a.resume)
-    except (TrainingDiverged, DataError, FileNotFoundError) as e:
+    except (DataError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. TrainingDiverged
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 130 if result["status"] == "interrupted" else 0
