@@ -26,7 +26,6 @@ def machine_info() -> dict:
         import numba
 
         info["numba"] = numba.__version__
-        info["numba_threading_layer"] = numba.config.THREADING_LAYER
     except ImportError:
         info["numba"] = None
     if backend.cuda_available():

@@ -63,6 +63,10 @@ def main(argv=None) -> int:
                  for arch, b, k in STEPS]
         results["steps"] = run_steps(steps, 2 if args.quick else 3, with_torch, log)
     info["loadavg_end"] = os.getloadavg()
+    if info.get("numba"):
+        import numba
+
+        info["numba_threading_layer"] = numba.threading_layer()  # the one actually used
     info["suite_seconds"] = time.perf_counter() - t_start
     paths = report.write(results, args.out, name)
     log(f"wrote {', '.join(paths)} in {info['suite_seconds']:.0f} s")

@@ -268,3 +268,20 @@ def test_dispatch_selects_the_kernel(impl):
     x = backend.to_device(np.zeros((1, 1, 4, 4), np.float32), IMPL_DEVICE[impl])
     with registry.use_impl(impl):
         assert registry.lookup("maxpool_fwd", x) is registry.implementations("maxpool_fwd")[impl]
+
+
+@pytest.mark.parametrize("op,args", [
+    ("relu_fwd", (np.arange(-3, 3).reshape(2, 3),)),
+    ("maxpool_fwd", (np.arange(16).reshape(1, 1, 4, 4), 2, 2, 0)),
+    ("lrn_fwd", (np.arange(8, dtype=np.float16).reshape(1, 2, 2, 2), 3, 0.1, 0.75, 2.0)),
+    ("im2col", (np.arange(9, dtype=np.int32).reshape(1, 1, 3, 3), 2, 2, 1, 0)),
+])
+def test_other_dtypes_give_the_reference_result(op, args):
+    """Integer and float16 inputs: every impl returns what the reference returns, dtype too."""
+    ref = reference(op, *args)
+    for impl in [i for i in registry.implementations(op) if i != "numpy"]:
+        got = run(op, impl, *args)
+        for g, r in zip(got if isinstance(got, tuple) else (got,),
+                        ref if isinstance(ref, tuple) else (ref,)):
+            assert g.dtype == r.dtype
+            np.testing.assert_allclose(g.astype(np.float64), r.astype(np.float64), rtol=1e-3)

@@ -109,7 +109,7 @@ def test_im2col(dev, geom, dtype, contiguous):
 def test_col2im(dev, geom, dtype):
     N, C, H, W, kh, kw, s, p = geom
     OH, OW = ref_conv.check_window((N, C, H, W), kh, kw, s, p)
-    cols = _rng("col2im", geom).standard_normal((N, C * kh * kw, OH * OW)).astype(dtype)
+    cols = _rng("col2im", geom).standard_normal((C * kh * kw, N * OH * OW)).astype(dtype)
     got = conv.col2im(dev.put(cols), (N, C, H, W), kh, kw, s, p)
     _close(dev, got, ref_conv.col2im(cols, (N, C, H, W), kh, kw, s, p), dtype)
 
@@ -117,7 +117,7 @@ def test_col2im(dev, geom, dtype):
 def test_col2im_noncontiguous_and_bad_shape(dev):
     x_shape, (kh, kw, s, p) = (2, 3, 5, 4), (3, 2, 1, 1)
     OH, OW = ref_conv.check_window(x_shape, kh, kw, s, p)
-    cols = _rng("col2im-nc").standard_normal((2, 3 * kh * kw, OH * OW))
+    cols = _rng("col2im-nc").standard_normal((3 * kh * kw, 2 * OH * OW))
     got = conv.col2im(dev.noncontiguous(cols), x_shape, kh, kw, s, p)
     _close(dev, got, ref_conv.col2im(cols, x_shape, kh, kw, s, p), np.float64)
     with pytest.raises(ValueError, match="col2im"):

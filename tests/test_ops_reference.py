@@ -12,14 +12,15 @@ def naive_im2col(x, kh, kw, s, p):
     N, C, H, W = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
     OH, OW = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
-    cols = np.zeros((N, C * kh * kw, OH * OW), x.dtype)
+    cols = np.zeros((C * kh * kw, N * OH * OW), x.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(kh):
                 for j in range(kw):
                     for oh in range(OH):
                         for ow in range(OW):
-                            cols[n, (c * kh + i) * kw + j, oh * OW + ow] = xp[n, c, oh * s + i, ow * s + j]
+                            cols[(c * kh + i) * kw + j, (n * OH + oh) * OW + ow] = \
+                                xp[n, c, oh * s + i, ow * s + j]
     return cols
 
 

@@ -38,3 +38,12 @@ def test_normalisations():
     np.testing.assert_array_equal(images.symmetric_uint8(img)[0, :, 0], [0, 128, 191])
     with pytest.raises(ValueError):
         images.to_hwc(np.zeros((2, 4, 4)))
+
+
+def test_symmetric_percentile_saturates_outliers():
+    img = np.zeros((1, 1, 200))
+    img[0, 0, :199] = np.linspace(-1, 1, 199)
+    img[0, 0, 199] = 100.0  # one outlier
+    full = images.symmetric_uint8(img)[0, :, 0]
+    clipped = images.symmetric_uint8(img, 99.0)[0, :, 0]
+    assert full[0] > 120 and clipped[0] < 5 and clipped[199] == 255

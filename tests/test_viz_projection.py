@@ -88,7 +88,8 @@ def test_rules_against_each_other(layer):
 
 
 def test_backprop_rule_is_the_input_gradient_with_lrn():
-    specs = NO_LRN[:3] + [("norm1", "lrn", dict(size=3, alpha=0.5, beta=0.75, bias=1.0))] + NO_LRN[3:5]
+    lrn = ("norm1", "lrn", dict(size=3, alpha=0.5, beta=0.75, bias=1.0))
+    specs = NO_LRN[:3] + [lrn] + NO_LRN[3:5]
     net = tiny_net(specs, (2, 15, 15), seed=4)
     x = np.random.default_rng(5).standard_normal((2, 2, 15, 15))
     units = np.array([[1, 1, 1], [3, 2, 0]])

@@ -23,7 +23,8 @@ from .viz.evolution import evolution_figure, feature_evolution
 from .viz.features import probs_and_features, probs_and_map
 from .viz.filters import diagnostics, filter_grid
 from .viz.html import HtmlPage
-from .viz.images import hstack, save_png, scale_to_uint8, symmetric_uint8, tile_zoom, upscale, vstack
+from .viz.images import (DISPLAY_PERCENTILE, hstack, save_png, scale_to_uint8, symmetric_uint8,
+                         tile_zoom, upscale, vstack)
 from .viz.invariance import invariance_curves
 from .viz.occlusion import drop_share_in_box, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
@@ -107,7 +108,8 @@ def section_rules(page, out, net, source, layer, n_images=4):
              for p in source.pixels(np.arange(len(x)))]]
     for rule in ("deconv", "backprop", "guided"):
         proj, _, _ = project_strongest(net, x, layer, fmap, rule)
-        cols.append([upscale(symmetric_uint8(p), tile_zoom(p.shape[1], 96)) for p in proj])
+        cols.append([upscale(symmetric_uint8(p, DISPLAY_PERCENTILE), tile_zoom(p.shape[1], 96))
+                     for p in proj])
     rows = [hstack([c[i] for c in cols]) for i in range(len(x))]
     page.image(save_png(vstack(rows), out / "rules.png"),
                f"image, then the strongest {layer} activation of its strongest map projected "
@@ -190,7 +192,7 @@ def section_occlusion(page, out, net, source, args):
         return
     forward = probs_and_map(net, layer[0], args.batch_size)
     size = args.occlusion_size or max(2, source.crop // 4)
-    stride = args.occlusion_stride or max(1, source.crop // 16)
+    stride = args.occlusion_stride or max(1, source.crop // 8)
     has_box = source.boxes is not None
     for n in range(min(args.occlusion_figures, len(source))):
         m = occlusion_sweep(forward, source.inputs([n])[0], int(source.labels[n]), size, stride,
@@ -204,7 +206,7 @@ def section_occlusion(page, out, net, source, args):
                    f"class, (c) most probable class, at each square's centre")
     if has_box and args.occlusion_stats:
         rows, shares, areas = box_share_stats(forward, source, args.occlusion_stats, size,
-                                              args.occlusion_stats_stride or 2 * stride,
+                                              args.occlusion_stats_stride or stride,
                                               args.batch_size)
         page.text(f"Share of the true-class probability drop from squares centred inside the "
                   f"object's box, over {len(shares)} validation images with a box and a drop: "
@@ -273,27 +275,29 @@ def parse_args(argv=None):
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
                    "first-layer filters and diagnostics beside this run's")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--limit", type=int, default=300, help="validation images used (default 300)")
+    # The defaults keep a 64x64 net's report to a couple of minutes on 2 CPU cores; raise them
+    # (--limit, --maps, --occlusion-stats, --evolution-images) for a fuller picture.
+    p.add_argument("--limit", type=int, default=200, help="validation images used (default 200)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top9-layers", nargs="*", default=None,
                    help="layers for top-9 (default: each conv layer's relu)")
-    p.add_argument("--maps", type=int, default=8, help="maps shown per top-9 layer")
+    p.add_argument("--maps", type=int, default=6, help="maps shown per top-9 layer")
     p.add_argument("--all-maps", default=None, metavar="LAYER", help="show every map of LAYER")
     p.add_argument("--rules-layer", default="relu5")
     p.add_argument("--evolution-layers", nargs="*", default=["relu2", "relu5"])
     p.add_argument("--evolution-maps", type=int, default=6)
-    p.add_argument("--evolution-images", type=int, default=100)
+    p.add_argument("--evolution-images", type=int, default=48)
     p.add_argument("--invariance-images", type=int, default=5)
     p.add_argument("--occlusion-layer", default="relu5")
     p.add_argument("--occlusion-size", type=int, default=None, help="default crop/4")
-    p.add_argument("--occlusion-stride", type=int, default=None, help="default crop/16")
-    p.add_argument("--occlusion-figures", type=int, default=3)
-    p.add_argument("--occlusion-stats", type=int, default=20,
+    p.add_argument("--occlusion-stride", type=int, default=None, help="default crop/8")
+    p.add_argument("--occlusion-figures", type=int, default=2)
+    p.add_argument("--occlusion-stats", type=int, default=8,
                    help="images for the in-box drop statistic (0: skip)")
     p.add_argument("--occlusion-stats-stride", type=int, default=None,
-                   help="stride for the statistic (default twice the figures' stride)")
-    p.add_argument("--correspondence-classes", type=int, default=3)
-    p.add_argument("--random-draws", type=int, default=10)
+                   help="stride for the statistic (default: the figures' stride)")
+    p.add_argument("--correspondence-classes", type=int, default=2)
+    p.add_argument("--random-draws", type=int, default=5)
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS,
                    help="sections to leave out")
     return p.parse_args(argv)
@@ -320,9 +324,12 @@ def main(argv=None) -> Path:
     if args.compare:
         oc = read_config(args.compare)
         other_net = load_net(oc, final_checkpoint(args.compare), args.device)[0]
-        if other_net.input_shape != net.input_shape:
-            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs, "
-                             f"this run {net.input_shape}; compare nets of one input size")
+        if other_net.input_shape != net.input_shape or \
+                oc.get("input_scale", 1.0) != config.get("input_scale", 1.0):
+            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs "
+                             f"scaled by {oc.get('input_scale', 1.0)}, this run "
+                             f"{net.input_shape} by {config.get('input_scale', 1.0)}; compare "
+                             "runs with the same input size and scale")
         other = (other_net, f"{Path(args.compare).name} ({oc['arch']})")
     steps = [("filters", lambda: section_filters(page, out, net, source, args, other)),
              ("rules", lambda: [section_rules(page, out, net, source, layer)

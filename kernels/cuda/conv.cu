@@ -1,5 +1,5 @@
-// im2col and col2im (layout of zfraw/ops/conv.py):
-//   cols[n, (c*kh + i)*kw + j, oh*OW + ow] = xpad[n, c, oh*stride + i, ow*stride + j]
+// im2col and col2im (layout of zfraw/ops/conv.py, the batch in the column axis):
+//   cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = xpad[n, c, oh*stride + i, ow*stride + j]
 // Differences from the NumPy reference:
 // - im2col: one thread per output position copies its window's taps straight from x; the zero
 //   padding is never materialized (an out-of-image tap reads as 0).
@@ -9,7 +9,7 @@
 //   from the reference.
 #include "common.cuh"
 
-// x: (N, C, H, W), cols: (N, C*kh*kw, OH*OW), both contiguous.
+// x: (N, C, H, W), cols: (C*kh*kw, N*OH*OW), both contiguous.
 template <typename T>
 __device__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long N, long long C,
                        long long H, long long W, long long kh, long long kw, long long stride,
@@ -21,10 +21,12 @@ __device__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long 
     const long long ow = idx % OW;
     const long long oh = (idx / OW) % OH;
     const long long nc = idx / (OH * OW);  // n*C + c
+    const long long n = nc / C, c = nc % C;
+    const long long NP = N * OH * OW;      // the length of one cols row
     const T* plane = x + nc * H * W;
-    // cols[n, (c*kh + i)*kw + j, oh*OW + ow] sits at ((nc*kh*kw + i*kw + j)*OH + oh)*OW + ow,
-    // so tap (i, j) is at out[(i*kw + j) * OH*OW].
-    T* out = cols + nc * kh * kw * OH * OW + oh * OW + ow;
+    // cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] sits at ((c*kh + i)*kw + j)*NP + (n*OH + oh)*OW
+    // + ow, so tap (i, j) is at out[(i*kw + j) * NP].
+    T* out = cols + c * kh * kw * NP + (n * OH + oh) * OW + ow;
     const long long h0 = oh * stride - pad;  // window's top-left in unpadded coordinates
     const long long w0 = ow * stride - pad;
     for (long long i = 0; i < kh; ++i) {
@@ -32,13 +34,13 @@ __device__ void im2col(const T* __restrict__ x, T* __restrict__ cols, long long 
       for (long long j = 0; j < kw; ++j) {
         const long long w = w0 + j;
         const bool inside = h >= 0 && h < H && w >= 0 && w < W;  // else zero padding
-        out[(i * kw + j) * OH * OW] = inside ? plane[h * W + w] : T(0);
+        out[(i * kw + j) * NP] = inside ? plane[h * W + w] : T(0);
       }
     }
   }
 }
 
-// cols: (N, C*kh*kw, OH*OW) -> x: (N, C, H, W), both contiguous; overlaps summed.
+// cols: (C*kh*kw, N*OH*OW) -> x: (N, C, H, W), both contiguous; overlaps summed.
 template <typename T>
 __device__ void col2im(const T* __restrict__ cols, T* __restrict__ x, long long N, long long C,
                        long long H, long long W, long long kh, long long kw, long long stride,
@@ -47,6 +49,8 @@ __device__ void col2im(const T* __restrict__ cols, T* __restrict__ x, long long 
     const long long w = idx % W;
     const long long h = (idx / W) % H;
     const long long nc = idx / (H * W);
+    const long long n = nc / C, c = nc % C;
+    const long long NP = N * OH * OW;
     // Output positions whose window holds padded pixel (h + pad, w + pad); the tap within
     // that window is i = h + pad - oh*stride, j = w + pad - ow*stride.
     const ZfRange oh_range = zf_covering(h + pad, kh, stride, OH);
@@ -56,7 +60,7 @@ __device__ void col2im(const T* __restrict__ cols, T* __restrict__ x, long long 
       const long long i = h + pad - oh * stride;
       for (long long ow = ow_range.lo; ow <= ow_range.hi; ++ow) {
         const long long j = w + pad - ow * stride;
-        acc += cols[((nc * kh + i) * kw + j) * OH * OW + oh * OW + ow];
+        acc += cols[((c * kh + i) * kw + j) * NP + (n * OH + oh) * OW + ow];
       }
     }
     x[idx] = acc;

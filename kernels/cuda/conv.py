@@ -6,7 +6,7 @@ contiguous here, and nothing is copied back to the host.
 from __future__ import annotations
 
 from zfraw.backend import get_array_module
-from zfraw.ops.conv import check_window
+from zfraw.ops.conv import check_cols, check_window
 from zfraw.ops.registry import register
 
 from . import _loader
@@ -14,12 +14,12 @@ from . import _loader
 
 @register("im2col", "cuda")
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """Unfold sliding windows. x: (N, C, H, W) -> cols: (N, C*kh*kw, OH*OW), same dtype."""
+    """Unfold sliding windows. x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), same dtype."""
     xp = get_array_module(x)
     OH, OW = check_window(x.shape, kh, kw, stride, pad, "im2col")
     N, C, H, W = x.shape
     x = xp.ascontiguousarray(x)
-    cols = xp.empty((N, C * kh * kw, OH * OW), dtype=x.dtype)
+    cols = xp.empty((C * kh * kw, N * OH * OW), dtype=x.dtype)
     _loader.launch_1d("conv", "im2col", x.dtype, N * C * OH * OW,
                       (x, cols) + _loader.i64(N, C, H, W, kh, kw, stride, pad, OH, OW))
     return cols
@@ -28,13 +28,10 @@ def im2col(x, kh: int, kw: int, stride: int, pad: int):
 @register("col2im", "cuda")
 def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
     """Fold columns back, summing overlaps (the adjoint of im2col).
-    cols: (N, C*kh*kw, OH*OW) -> (N, C, H, W)."""
+    cols: (C*kh*kw, N*OH*OW) -> (N, C, H, W)."""
     xp = get_array_module(cols)
-    OH, OW = check_window(x_shape, kh, kw, stride, pad, "col2im")
+    OH, OW = check_cols(cols.shape, x_shape, kh, kw, stride, pad)
     N, C, H, W = (int(s) for s in x_shape)
-    if cols.shape != (N, C * kh * kw, OH * OW):
-        raise ValueError(f"col2im: cols shape {cols.shape} does not match input {tuple(x_shape)} "
-                         f"with kernel {kh}x{kw}, stride {stride}, pad {pad}")
     cols = xp.ascontiguousarray(cols)
     x = xp.empty((N, C, H, W), dtype=cols.dtype)
     _loader.launch_1d("conv", "col2im", cols.dtype, x.size,

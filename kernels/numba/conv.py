@@ -4,20 +4,22 @@ What this version does differently from the NumPy reference:
 - im2col reads the unpadded input and writes zeros for out-of-image positions itself, so no
   padded copy of x is made; each output row segment is a strided gather from one input row.
   It is bound by writing the kh*kw times larger cols, so it gains little over NumPy's single
-  strided copy: the real saving would be not materialising cols (see requests/numba.md).
+  strided copy; the conv layer's time is in its matrix products, not here.
 - col2im accumulates straight into the unpadded output, skipping contributions that fall in
   the padding, instead of summing into a padded buffer and cropping it.
 - Both run one (image, channel) plane per parallel task: tasks never write the same memory.
+  The columns (K, N*P) are viewed as (K, N, P): a task's rows are cols[row, n], P values each.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from zfraw.ops.conv import check_window
+from zfraw.ops import conv as reference
+from zfraw.ops.conv import check_cols, check_window
 from zfraw.ops.registry import register
 
-from ._util import as_c
+from ._util import as_c, floats_only
 
 
 @njit(cache=True)
@@ -36,7 +38,7 @@ def _im2col(x, kh, kw, stride, pad, OH, OW, cols):
         n, c = nc // C, nc % C
         for i in range(kh):
             for j in range(kw):
-                dst = cols[n, (c * kh + i) * kw + j]
+                dst = cols[(c * kh + i) * kw + j, n]
                 for oh in range(OH):
                     h = oh * stride + i - pad
                     base = oh * OW
@@ -61,7 +63,7 @@ def _col2im(cols, kh, kw, stride, pad, OH, OW, x):
             oh0, oh1 = _valid_range(i, pad, stride, H, OH)
             for j in range(kw):
                 ow0, ow1 = _valid_range(j, pad, stride, W, OW)
-                src = cols[n, (c * kh + i) * kw + j]
+                src = cols[(c * kh + i) * kw + j, n]
                 for oh in range(oh0, oh1):
                     dst = plane[oh * stride + i - pad]
                     base = oh * OW
@@ -70,26 +72,25 @@ def _col2im(cols, kh, kw, stride, pad, OH, OW, x):
 
 
 @register("im2col", "numba")
+@floats_only(reference.im2col)
 def im2col(x, kh: int, kw: int, stride: int, pad: int):
-    """Unfold sliding windows. x: (N, C, H, W) -> cols: (N, C*kh*kw, OH*OW), same dtype."""
+    """Unfold sliding windows. x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), same dtype."""
     OH, OW = check_window(x.shape, kh, kw, stride, pad, "im2col")
     x = as_c(x)
     N, C = x.shape[:2]
-    cols = np.empty((N, C * kh * kw, OH * OW), dtype=x.dtype)
+    cols = np.empty((C * kh * kw, N, OH * OW), dtype=x.dtype)
     _im2col(x, kh, kw, stride, pad, OH, OW, cols)
-    return cols
+    return cols.reshape(C * kh * kw, N * OH * OW)
 
 
 @register("col2im", "numba")
+@floats_only(reference.col2im)
 def col2im(cols, x_shape, kh: int, kw: int, stride: int, pad: int):
     """Fold columns back, summing overlaps (the adjoint of im2col).
-    cols: (N, C*kh*kw, OH*OW) -> (N, C, H, W)."""
+    cols: (C*kh*kw, N*OH*OW) -> (N, C, H, W)."""
     N, C, H, W = x_shape
-    OH, OW = check_window(x_shape, kh, kw, stride, pad, "col2im")
-    if cols.shape != (N, C * kh * kw, OH * OW):
-        raise ValueError(f"col2im: cols shape {cols.shape} does not match input {tuple(x_shape)} "
-                         f"with kernel {kh}x{kw}, stride {stride}, pad {pad}")
-    cols = as_c(cols)
+    OH, OW = check_cols(cols.shape, x_shape, kh, kw, stride, pad)
+    cols = as_c(cols).reshape(C * kh * kw, N, OH * OW)
     x = np.empty((N, C, H, W), dtype=cols.dtype)
     _col2im(cols, kh, kw, stride, pad, OH, OW, x)
     return x

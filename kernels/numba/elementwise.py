@@ -16,7 +16,7 @@ from numba import njit, prange
 from zfraw.ops import elementwise as reference
 from zfraw.ops.registry import register
 
-from ._util import as_c, scalar
+from ._util import as_c, floats_only, scalar
 
 
 @njit(parallel=True, cache=True)
@@ -41,6 +41,7 @@ def _sgd(param, grad, velocity, lr, momentum, weight_decay):
 
 
 @register("relu_fwd", "numba")
+@floats_only(reference.relu_fwd)
 def relu_fwd(x):
     """max(x, 0), elementwise; any shape. Also the deconvnet's rectification of the signal."""
     x = as_c(x)
@@ -50,6 +51,7 @@ def relu_fwd(x):
 
 
 @register("relu_bwd", "numba")
+@floats_only(reference.relu_bwd)
 def relu_bwd(dy, y):
     """dy where the forward output y was positive, else 0; dy, y of the same shape."""
     if dy.shape != y.shape:
@@ -61,6 +63,7 @@ def relu_bwd(dy, y):
 
 
 @register("sgd_update", "numba")
+@floats_only(reference.sgd_update)
 def sgd_update(param, grad, velocity, lr: float, momentum: float, weight_decay: float):
     """In place: v <- momentum*v - lr*(grad + weight_decay*param); param <- param + v.
     param, grad, velocity: arrays of one shape; returns None."""

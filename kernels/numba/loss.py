@@ -2,24 +2,26 @@
 
 What this version does differently from the NumPy reference:
 - One fused pass per row (max, sum of exponentials, probabilities, the label's log-probability)
-  instead of five whole-array temporaries; rows are independent and run in parallel.
+  instead of five whole-array temporaries. Serial: even a (128, 1000) batch takes less time
+  than waking the worker threads (the parallel version was slower than NumPy at (16, 1000)).
 - Labels are checked to lie in [0, K) (the reference's fancy indexing would wrap negatives).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from zfraw.ops import loss as reference
 from zfraw.ops.loss import check_logits_labels
 from zfraw.ops.registry import register
 
-from ._util import as_c
+from ._util import as_c, floats_only
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _softmax_xent(logits, labels, probs, nll):
     N, K = logits.shape
-    for n in prange(N):
+    for n in range(N):
         row, out = logits[n], probs[n]
         m = row.max()
         z = 0.0
@@ -30,11 +32,11 @@ def _softmax_xent(logits, labels, probs, nll):
         nll[n] = np.log(z) - (row[labels[n]] - m)
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)
 def _softmax_xent_bwd(probs, labels, d):
     N, K = probs.shape
     inv_n = 1.0 / N
-    for n in prange(N):
+    for n in range(N):
         for k in range(K):
             d[n, k] = probs[n, k] * inv_n
         d[n, labels[n]] -= inv_n
@@ -49,6 +51,7 @@ def _labels(labels, k: int) -> np.ndarray:
 
 
 @register("softmax_xent", "numba")
+@floats_only(reference.softmax_xent)
 def softmax_xent(logits, labels):
     """logits: (N, K) float, labels: (N,) int -> (loss: 0-d array, probs: (N, K))."""
     check_logits_labels(logits, labels)
@@ -60,6 +63,7 @@ def softmax_xent(logits, labels):
 
 
 @register("softmax_xent_bwd", "numba")
+@floats_only(reference.softmax_xent_bwd)
 def softmax_xent_bwd(probs, labels):
     """Gradient of the mean cross-entropy w.r.t. the logits: (probs - onehot(labels)) / N."""
     check_logits_labels(probs, labels)

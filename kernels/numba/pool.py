@@ -16,10 +16,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from zfraw.ops import pool as reference
 from zfraw.ops.pool import check_pool, check_pool_bwd
 from zfraw.ops.registry import register
 
-from ._util import as_c
+from ._util import as_c, floats_only
 
 
 @njit(cache=True, inline="always")
@@ -79,6 +80,7 @@ def _maxpool_bwd(dy, switches, k, stride, pad, dx):
 
 
 @register("maxpool_fwd", "numba")
+@floats_only(reference.maxpool_fwd)
 def maxpool_fwd(x, k: int, stride: int, pad: int):
     """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8)."""
     OH, OW = check_pool(x.shape, k, stride, pad)
@@ -91,6 +93,7 @@ def maxpool_fwd(x, k: int, stride: int, pad: int):
 
 
 @register("maxpool_bwd", "numba")
+@floats_only(reference.maxpool_bwd)
 def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
     """Route each dy to its switch; overlapping windows accumulate.
     dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""

@@ -1,4 +1,9 @@
-"""Convolution as im2col + one batched matrix product (cuBLAS on the GPU)."""
+"""Convolution as im2col + one matrix product over the whole batch (cuBLAS on the GPU).
+
+The columns are (C*k*k, N*OH*OW), so the forward, the weight gradient and the input gradient
+are one GEMM each. The price is a transpose of the output and of dy between (N, F, P) and
+(F, N*P), which are F/(C*k*k) times the size of the columns.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +17,7 @@ class Conv2d(Layer):
     """2-d convolution (cross-correlation, as in every framework) with bias.
 
     params: W (out_ch, in_ch, k, k), b (out_ch,). Forward keeps ``self.cols``
-    (N, in_ch*k*k, OH*OW) for the weight gradient.
+    (in_ch*k*k, N*OH*OW) for the weight gradient.
     """
 
     kind = "conv"
@@ -49,32 +54,35 @@ class Conv2d(Layer):
         self._check_maps(x, self.in_ch)
         oh, ow = self._geometry(x.shape)
         self.x_shape = x.shape
-        self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (N, K, P)
+        n = x.shape[0]
+        self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (K, N*P)
         W2 = self.params["W"].reshape(self.out_ch, -1)                     # (F, K)
-        y = get_array_module(x).matmul(W2, self.cols)                      # (N, F, P)
+        y = W2 @ self.cols                                                 # (F, N*P)
         y += self.params["b"][:, None]
-        return y.reshape(x.shape[0], self.out_ch, oh, ow)
+        y = y.reshape(self.out_ch, n, oh * ow).transpose(1, 0, 2)          # (N, F, P) view
+        return get_array_module(x).ascontiguousarray(y).reshape(n, self.out_ch, oh, ow)
 
     def backward(self, dy, need_dx: bool = True):
         """dy: (N, out_ch, OH, OW) -> dx: (N, in_ch, H, W); fills grads W and b. With
         need_dx=False (the first layer in training) dx is not computed and None returned."""
-        xp = get_array_module(dy)
-        n = dy.shape[0]
-        dy2 = dy.reshape(n, self.out_ch, -1)                              # (N, F, P)
-        # Batched per-image products then a sum: no (F, N*P) transposed copy of dy or cols.
-        dW = xp.matmul(dy2, self.cols.transpose(0, 2, 1)).sum(axis=0)     # (F, K)
-        self.grads["W"][...] = dW.reshape(self.params["W"].shape)
-        self.grads["b"][...] = dy2.sum(axis=(0, 2))
-        return self._input_gradient(dy2) if need_dx else None
+        dyT = self._batch_last(dy)                                        # (F, N*P)
+        self.grads["W"][...] = (dyT @ self.cols.T).reshape(self.params["W"].shape)
+        self.grads["b"][...] = dyT.sum(axis=1)
+        return self._input_gradient(dyT) if need_dx else None
 
     def deconv(self, r):
         """The paper's transposed filtering: convolve r with the same filters flipped in both
         spatial axes and transposed in/out, no bias. That is exactly the gradient of
         <conv(x), r> with respect to x. r: (N, out_ch, OH, OW) -> (N, in_ch, H, W)."""
-        return self._input_gradient(r.reshape(r.shape[0], self.out_ch, -1))
+        return self._input_gradient(self._batch_last(r))
 
-    def _input_gradient(self, dy2):
-        xp = get_array_module(dy2)
+    def _batch_last(self, dy):
+        """(N, F, OH, OW) -> contiguous (F, N*OH*OW), the columns' order."""
+        n = dy.shape[0]
+        dyT = dy.reshape(n, self.out_ch, -1).transpose(1, 0, 2)
+        return get_array_module(dy).ascontiguousarray(dyT).reshape(self.out_ch, -1)
+
+    def _input_gradient(self, dyT):
         W2 = self.params["W"].reshape(self.out_ch, -1)
-        dcols = xp.matmul(W2.T, dy2)                                      # (N, K, P)
+        dcols = W2.T @ dyT                                                # (K, N*P)
         return ops.col2im(dcols, self.x_shape, self.k, self.k, self.stride, self.pad)

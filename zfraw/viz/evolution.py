@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .images import grid, symmetric_uint8, tile_zoom, upscale
+from .images import DISPLAY_PERCENTILE, grid, symmetric_uint8, tile_zoom, upscale
 from .top9 import collect_topk, project_topk
 
 
@@ -36,6 +36,6 @@ def evolution_figure(evolution: list, maps) -> np.ndarray:
         raise ValueError("evolution_figure: no map fired at any epoch")
     z = tile_zoom(side)
     blank = np.full((side * z, side * z, 3), 128, np.uint8)
-    tiles = [upscale(symmetric_uint8(tiles[m]), z) if tiles[m] is not None else blank
-             for m in maps for _, tiles in evolution]
+    tiles = [upscale(symmetric_uint8(tiles[m], DISPLAY_PERCENTILE), z)
+             if tiles[m] is not None else blank for m in maps for _, tiles in evolution]
     return grid(tiles, ncols=len(evolution), pad=2, bg=255)

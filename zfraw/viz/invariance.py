@@ -27,7 +27,8 @@ def translate(img: np.ndarray, dy: int, dx: int, fill: float = 0.0) -> np.ndarra
 
 def _affine(img: np.ndarray, inverse, fill: float) -> np.ndarray:
     """Apply an affine map per channel with Pillow (bilinear, float 'F' images). inverse: the
-    6 coefficients (a, b, c, d, e, f) mapping output (x, y) to input (a x + b y + c, d x + e y + f)."""
+    6 coefficients (a, b, c, d, e, f) mapping output (x, y) to input
+    (a x + b y + c, d x + e y + f)."""
     c, h, w = img.shape
     out = np.empty_like(img, dtype=np.float32)
     for k in range(c):  # Pillow's float images have one channel

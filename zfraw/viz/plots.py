@@ -59,7 +59,8 @@ def _cell_edges(centres: np.ndarray):
 def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box=None) -> Path:
     """Fig. 7 layout for one image: the image (with its box), (a) total activation of the
     strongest map, (b) true-class probability, (c) most probable class, each over the centre
-    grid of the sweep. image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1)."""
+    grid of the sweep. image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps;
+    box: (y0, x0, y1, x1)."""
     h, w = image.shape[:2]
     ext = (*_cell_edges(maps.xs), *_cell_edges(maps.ys)[::-1])  # left, right, bottom, top
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))

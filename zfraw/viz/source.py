@@ -2,8 +2,9 @@
 input side, labels, boxes and class names, in the data branch's formats.
 
 Net inputs are the paper's evaluation view: the centre crop of side ``crop`` minus the mean
-image (zfraw.data's ``center_crop``), times the run's ``input_scale`` (1 for the paper's 0..255). Boxes are converted once from the datasets' (x0, y0, x1,
-y1) in stored pixels to (y0, x0, y1, x1) in net-input pixels, the order of ``net.rf_box``.
+image (zfraw.data's ``center_crop``), times the run's ``input_scale`` (1 for the paper's
+0..255). Boxes are converted once from the datasets' (x0, y0, x1, y1) in stored pixels to
+(y0, x0, y1, x1) in net-input pixels, the order of ``net.rf_box``.
 """
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ class ImageSource:
 
     def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
                  scale: float = 1.0):
-        images = images if isinstance(images, np.ndarray) else np.asarray(images)  # memmaps stay lazy
+        # A memory map (an ndarray) stays lazy; anything else becomes an array.
+        images = images if isinstance(images, np.ndarray) else np.asarray(images)
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} {images.shape}")
+            raise ValueError(f"images must be uint8 (N, S, S, 3), got {images.dtype} "
+                             f"{images.shape}")
         s = images.shape[1]
         if not 0 < crop <= s:
             raise ValueError(f"crop {crop} must be in 1..{s} (the stored size)")
@@ -31,7 +34,8 @@ class ImageSource:
         self.mean = np.zeros(images.shape[1:], np.float32) if mean is None \
             else np.asarray(mean, np.float32)
         if self.mean.shape != images.shape[1:]:
-            raise ValueError(f"mean image {self.mean.shape} does not match images {images.shape[1:]}")
+            raise ValueError(f"mean image {self.mean.shape} does not match images "
+                             f"{images.shape[1:]}")
         self.labels = np.asarray(labels, np.int64)
         if self.labels.shape != (len(images),):
             raise ValueError(f"{len(images)} images but labels of shape {self.labels.shape}")
@@ -53,7 +57,8 @@ class ImageSource:
     def _crop(self, idx):
         o, c = self.offset, self.crop
         idx = np.asarray(idx)
-        return np.asarray(self.images[idx, o:o + c, o:o + c], np.float32), self.mean[o:o + c, o:o + c]
+        img = np.asarray(self.images[idx, o:o + c, o:o + c], np.float32)
+        return img, self.mean[o:o + c, o:o + c]
 
     def inputs(self, idx) -> np.ndarray:
         """Net inputs of images ``idx``: float32 (n, 3, C, C), (centre crop - mean) * scale."""

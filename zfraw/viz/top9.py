@@ -13,8 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import to_device
-from .images import (crop_padded, grid, hstack, scale_to_uint8, symmetric_uint8, tile_zoom,
-                     upscale, vstack)
+from .images import (DISPLAY_PERCENTILE, crop_padded, grid, hstack, scale_to_uint8,
+                     symmetric_uint8, tile_zoom, upscale, vstack)
 from .projection import project_units
 from .topk import StreamingTopK, TopK
 
@@ -84,7 +84,7 @@ def map_panel(items, k: int = 9) -> np.ndarray:
     side = items[0].proj.shape[1]
     z = tile_zoom(side)
     blank = np.full((side * z, side * z, 3), 255, np.uint8)
-    proj = [upscale(symmetric_uint8(it.proj), z) for it in items]
+    proj = [upscale(symmetric_uint8(it.proj, DISPLAY_PERCENTILE), z) for it in items]
     patch = [upscale(scale_to_uint8(it.patch, 0, 255), z) for it in items]
     ncols = int(np.ceil(np.sqrt(k)))
     proj += [blank] * (k - len(proj))
