@@ -15,7 +15,7 @@ from zfraw.data import DataError
 from zfraw.nets import ARCHS
 from zfraw.ops.registry import IMPLS
 from zfraw.optim import SCHEMES
-from zfraw.training import SCHEDULES, TrainConfig, TrainingDiverged, train
+from zfraw.training import SCHEDULES, TrainConfig, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,6 +44,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="stored image side (default 256 for 224 nets, else crop*9/8)")
     p.add_argument("--input-scale", type=float, default=d.input_scale,
                    help="multiplies mean-subtracted pixels (1: paper's 0..255; 1/64 suits --init he)")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout probability of fc6/fc7 (default: the paper's 0.5)")
     p.add_argument("--cache-dir", default=None, help="decoded-image cache (default $ZFRAW_CACHE "
                    "or ~/.cache/zfraw)")
     p.add_argument("--on-error", choices=("warn", "raise"), default=d.on_error,
@@ -58,10 +60,11 @@ def main(argv=None) -> int:
                       momentum=a.momentum, weight_decay=a.weight_decay, schedule=a.schedule,
                       lr_step=a.lr_step, seed=a.seed, device=a.device, impl=a.impl, out=a.out,
                       init=a.init, width=a.width, ten_crop=a.ten_crop, resize=a.resize, input_scale=a.input_scale,
+                      dropout=a.dropout,
                       cache_dir=a.cache_dir, on_error=a.on_error, progress=not a.no_progress)
     try:
         result = train(cfg, resume=a.resume)
-    except (TrainingDiverged, DataError, FileNotFoundError) as e:
+    except (DataError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. TrainingDiverged
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 130 if result["status"] == "interrupted" else 0

@@ -139,3 +139,28 @@ def test_cli_runs_and_reports_bad_input(tmp_path, capsys):
     assert hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest() == before
     assert train_cli.main(["--data", "nosuch:1", "--out", out]) == 1
     assert "unknown dataset kind" in capsys.readouterr().err
+
+
+def test_dropout_override(tmp_path, reference_run):
+    assert int(weights(reference_run)["net"]["drop6.calls"]) == 12   # 2 epochs x 6 steps
+    train(tiny_config(tmp_path, epochs=1, dropout=0.0), log=lambda *a: None)
+    state = weights(tmp_path)
+    assert int(state["net"]["drop6.calls"]) == 0          # p = 0: no mask was ever drawn
+    ref = weights(tmp_path)["meta"]["config"]
+    assert ref["dropout"] == 0.0
+    with pytest.raises(ValueError, match="dropout"):
+        train(tiny_config(tmp_path / "bad", dropout=1.0), log=lambda *a: None)
+
+
+def test_progress_bar_prints_one_line_when_not_a_terminal():
+    import io
+
+    from zfraw.progress import Progress
+    buf = io.StringIO()
+    bar = Progress(4, "epoch 1/2", stream=buf)
+    for step in range(1, 5):
+        bar.update(step, loss=2.5 / step, ips=100.0)
+    assert buf.getvalue() == ""
+    bar.close()
+    line = buf.getvalue()
+    assert line.count("\n") == 1 and "4/4" in line and "loss 0.625" in line and "100 img/s" in line

@@ -58,7 +58,7 @@ def _draw_params(rng: np.random.Generator, n: int, size: int) -> dict:
     """All random choices for ``n`` images (one chunk), drawn in a fixed order."""
     p = {}
     p["label"] = rng.integers(0, len(CLASSES), n)
-    p["radius"] = rng.uniform(0.16, 0.32, n) * size              # object radius in pixels
+    p["radius"] = rng.uniform(0.22, 0.36, n) * size              # object radius in pixels
     margin = p["radius"] * 0.9                                   # keep most of the object inside
     p["cx"] = rng.uniform(margin, size - margin)
     p["cy"] = rng.uniform(margin, size - margin)
@@ -72,11 +72,11 @@ def _draw_params(rng: np.random.Generator, n: int, size: int) -> dict:
     p["tex_freq"] = rng.uniform(0.05, 0.5, (n, 2))                 # radians per pixel
     p["tex_angle"] = rng.uniform(0, np.pi, (n, 2))
     p["tex_phase"] = rng.uniform(0, 2 * np.pi, (n, 2))
-    p["tex_amp"] = rng.uniform(10, 40, (n, 2, 3))
+    p["tex_amp"] = rng.uniform(5, 25, (n, 2, 3))
     # Clutter: small blobs and thin line segments of random colours.
     nb, nl = 6, 4
     p["blob_c"] = rng.uniform(0, size, (n, nb, 2))
-    p["blob_r"] = rng.uniform(1.5, 0.07 * size, (n, nb))
+    p["blob_r"] = rng.uniform(1.0, 0.06 * size, (n, nb))
     p["blob_on"] = rng.random((n, nb)) < 0.7
     p["blob_col"] = rng.uniform(0, 255, (n, nb, 3))
     p["line_a"] = rng.uniform(0, size, (n, nl, 2))
@@ -134,7 +134,7 @@ def _render(p: dict, size: int, return_masks: bool):
     # Pixel noise, from a per-image stream so it does not depend on the chunk layout.
     noise = np.stack([np.random.default_rng(int(ns)).standard_normal((size, size, 3), np.float32)
                       for ns in p["noise_seed"]])
-    img += 8.0 * noise
+    img += 6.0 * noise
     images = np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
     rows, cols = mask.any(2), mask.any(1)                     # (n,H), (n,W)
