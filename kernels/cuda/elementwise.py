@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from zfraw.backend import get_array_module
+from zfraw.ops.elementwise import check_dropout_p
 from zfraw.ops.registry import register
 
 from . import _loader
@@ -40,8 +41,7 @@ def dropout_fwd(x, p: float, seed: int):
     """Inverted dropout: keep each element with probability 1-p and scale it by 1/(1-p).
     x: any shape -> (y, mask), mask the per-element multiplier (0 or 1/(1-p)), x's dtype."""
     xp = get_array_module(x)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    check_dropout_p(p)
     x = xp.ascontiguousarray(x)
     y = xp.empty_like(x)
     mask = xp.empty_like(x)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import ops
+from ..ops.elementwise import check_dropout_p
 from .base import Layer
 
 
@@ -14,8 +15,7 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+        check_dropout_p(p)
         self.p, self.seed, self.calls = p, seed, 0
         self.mask = None
 

@@ -34,13 +34,18 @@ def _hash_uniform(n: int, seed: int, xp):
     return (h >> xp.uint32(8)).astype(xp.float32) * xp.float32(1.0 / (1 << 24))
 
 
+def check_dropout_p(p: float) -> None:
+    """Raise unless the drop probability p is in [0, 1)."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+
+
 @register("dropout_fwd", "numpy")
 def dropout_fwd(x, p: float, seed: int):
     """Inverted dropout: keep each element with probability 1-p and scale it by 1/(1-p).
     x: any shape -> (y, mask), mask the per-element multiplier (0 or 1/(1-p)), x's dtype."""
     xp = get_array_module(x)
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    check_dropout_p(p)
     keep = _hash_uniform(x.size, seed, xp).reshape(x.shape) >= xp.float32(p)
     mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * mask, mask
