@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from zfraw import backend
+from zfraw import backend, host
 
 from . import report, torch_peer
 from .cases import run_primitives, usable_impls
@@ -41,6 +41,9 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     info = report.machine_info()
+    # The same process settings as train.py, for every impl and the PyTorch peer alike.
+    info["host_memory_kept"] = host.keep_freed_memory()
+    info["openblas_thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     name = report.machine_name(info) + ("-quick" if args.quick else "")
     log(f"zfraw benchmarks on {name}: impls {usable_impls()}"
         f"{', torch ' + torch_peer.version() if with_torch else ' (no torch peer)'}")

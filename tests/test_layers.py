@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import zfraw.layers.conv as conv_module
 from zfraw.layers import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
                           SoftmaxCrossEntropy)
 
@@ -30,14 +31,22 @@ def conv64(in_ch, out_ch, k, s, p, seed=0):
     return layer
 
 
+@pytest.fixture(params=["batched", "per-image"])
+def conv_products(request, monkeypatch):
+    """Run a conv test through both ways of doing the products (zfraw/layers/conv.py): the
+    threshold on output pixels is set so that every map is small, or every map is large."""
+    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", 10**9 if request.param == "batched" else 1)
+    return request.param
+
+
 @pytest.mark.parametrize("n,c,h,w,f,k,s,p", [
     (1, 1, 5, 5, 1, 3, 1, 0), (2, 3, 7, 6, 4, 3, 2, 1), (3, 2, 9, 9, 3, 5, 2, 2),
     (1, 3, 8, 7, 2, 7, 2, 1), (2, 2, 5, 5, 2, 1, 3, 0), (2, 1, 6, 6, 2, 2, 2, 0)])
-def test_conv_gradients(n, c, h, w, f, k, s, p):
+def test_conv_gradients(n, c, h, w, f, k, s, p, conv_products):
     check_layer_grads(conv64(c, f, k, s, p), tie_free((n, c, h, w), seed=n + k))
 
 
-def test_conv_deconv_is_gradient_of_inner_product_and_flipped_transposed_filter():
+def test_conv_deconv_is_gradient_of_inner_product_and_flipped_transposed_filter(conv_products):
     layer = conv64(3, 4, 3, 1, 1, seed=1)
     layer.params["b"][...] = 5.0  # the deconv must ignore the bias
     rng = np.random.default_rng(2)
@@ -137,3 +146,20 @@ def test_layers_name_bad_inputs():
     lin = Linear(10, 2)
     with pytest.raises(ValueError, match=r"\(N, 10\)"):
         lin.forward(np.zeros((2, 9), np.float32))
+
+
+def test_conv_products_per_image_and_batched_agree_on_a_large_map(monkeypatch):
+    """On a 64x64 output map (which runs per image at the default threshold), both ways of doing
+    the products give the same forward, weight/bias/input gradients and deconv."""
+    assert 64 * 64 >= conv_module.PER_IMAGE_MIN_PIXELS
+    rng = np.random.default_rng(3)
+    layer = conv64(3, 5, 3, 1, 1)
+    x, dy = rng.standard_normal((2, 3, 64, 64)), rng.standard_normal((2, 5, 64, 64))
+    results = []
+    for threshold in (1, 10**9):
+        monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", threshold)
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        results.append((y, dx, layer.grads["W"].copy(), layer.grads["b"].copy(), layer.deconv(dy)))
+    for per_image, batched in zip(*results):
+        assert_close(per_image, batched, atol=1e-9)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import host
 from .backend import to_host
 from .viz import correspondence as corr
 from .viz import plots
@@ -309,6 +310,7 @@ SECTIONS = ("filters", "rules", "top9", "evolution", "invariance", "occlusion",
 
 def main(argv=None) -> Path:
     args = parse_args(argv)
+    host.keep_freed_memory()  # top-9 and occlusion run many same-sized batches
     run = Path(args.run)
     config = read_config(run)
     net, ckpt = load_net(config, final_checkpoint(run), args.device)

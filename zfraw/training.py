@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend, ops
+from . import backend, host, ops
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchLoader, load_spec, mean_image, mean_per_class_accuracy
 from .layers import Dropout
@@ -182,6 +182,7 @@ def train(cfg: TrainConfig, resume: bool = False, step_hook=None, log=_print) ->
         keep = {k: getattr(cfg, k) for k in ("epochs", "device", "impl", "prefetch", "progress", "out")}
         cfg = TrainConfig(**dict(ckpt["meta"]["config"], **keep))
     backend.check_device(cfg.device)
+    host.keep_freed_memory()  # each step's large arrays reuse the last step's pages
     with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
         return _run(cfg, ckpt, last_path, step_hook, log)
 
