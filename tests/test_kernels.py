@@ -144,6 +144,7 @@ LRNS = [
     ((1, 1, 1, 1), 5, 0.75, False),        # window wider than the channels
     ((2, 6, 3, 3), 4, 0.6, True),          # even size: asymmetric window; pow path; strided
     ((1, 3, 2, 5), 1, 0.75, False),
+    ((2, 6, 17, 19), 5, 0.75, False),      # 323 pixels: two of the Numba backward's blocks
 ]
 
 
