@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import train as train_cli
-from zfraw import ops
+from zfraw import ops, training
 from zfraw.checkpoint import load_checkpoint
 from zfraw.data import BatchLoader, Dataset, make_synthetic, mean_image, ten_crop
 from zfraw.nets import build
@@ -95,18 +95,67 @@ def test_uninterrupted_runs_are_reproducible_and_learn(tmp_path, reference_run):
             assert rms.max() <= 0.1 * (1 + 1e-5)
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+def _sha1(path):
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy's 'invalid value' as NaN spreads
+@pytest.mark.parametrize("then_interrupt", [False, True])
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, then_interrupt):
+    """A NaN at step 3 of epoch 2 is caught at the next sync point (step 4 when reading every
+    2 steps), or before the interrupt's checkpoint when Ctrl-C comes first."""
+    monkeypatch.setattr(training, "SYNC_EVERY", 50 if then_interrupt else 2)
     cfg = tiny_config(tmp_path, epochs=3)
+    epoch1 = {}
 
     def poison(epoch, step, net):
         if (epoch, step) == (1, 2):
+            epoch1["sha1"] = _sha1(os.path.join(tmp_path, "last.npz"))
             net.layer("fc8").params["W"][...] = np.nan
+        if then_interrupt and (epoch, step) == (1, 3):
+            raise KeyboardInterrupt
 
-    with pytest.raises(TrainingDiverged, match="nan at epoch 2 step 3"):
+    steps = "between step 1 and step 3" if then_interrupt else "between step 3 and step 4"
+    with pytest.raises(TrainingDiverged, match=f"loss became nan {steps} of epoch 2 .*"
+                       "last good checkpoint.* is unchanged; try a lower --lr"):
         train(cfg, step_hook=poison, log=lambda *a: None)
+    assert _sha1(os.path.join(tmp_path, "last.npz")) == epoch1["sha1"]
     state = weights(tmp_path)
-    assert state["meta"]["epoch"] == 1
+    assert (state["meta"]["epoch"], state["meta"]["step"]) == (1, 0)
     assert all(np.isfinite(v).all() for v in state["net"].values())
+
+
+def test_running_sums_are_read_at_sync_points_only(tmp_path, monkeypatch):
+    """12 steps per epoch, a read every 5: the loop reads the device sums at steps 5, 10 and the
+    epoch end, not per step, and the metrics equal the per-step losses and hits summed by hand."""
+    monkeypatch.setattr(training, "SYNC_EVERY", 5)
+    reads = []
+    real_read = training._read_sums
+    monkeypatch.setattr(training, "_read_sums", lambda acc: reads.append(1) or real_read(acc))
+    # each training step's loss, probs and labels, kept by the step hook (evaluate's calls to
+    # softmax_xent come with no hook after them, so they are dropped)
+    last_call, per_epoch = {}, [[], []]
+    real_xent = ops.softmax_xent
+
+    def xent(logits, labels):
+        loss, probs = real_xent(logits, labels)
+        last_call.update(loss=float(loss), probs=probs.copy(), labels=labels)
+        return loss, probs
+
+    monkeypatch.setattr(ops, "softmax_xent", xent)
+
+    def hook(epoch, step, net):
+        per_epoch[epoch].append(dict(last_call))
+
+    train(tiny_config(tmp_path, batch_size=16), step_hook=hook, log=lambda *a: None)
+    assert [len(e) for e in per_epoch] == [12, 12]
+    assert len(reads) == 2 * 3                      # epochs x (12 // 5 + the epoch end)
+    for row, calls in zip(metric_lines(tmp_path), per_epoch):
+        loss = sum(c["loss"] * len(c["labels"]) for c in calls)
+        hits = sum(int((c["probs"].argmax(1) == c["labels"]).sum()) for c in calls)
+        assert row["train_loss"] == pytest.approx(loss / 192, rel=1e-12)
+        assert row["train_top1"] == hits / 192
 
 
 def test_ten_crop_evaluate_matches_hand_computation():
@@ -164,3 +213,22 @@ def test_progress_bar_prints_one_line_when_not_a_terminal():
     bar.close()
     line = buf.getvalue()
     assert line.count("\n") == 1 and "4/4" in line and "loss 0.625" in line and "100 img/s" in line
+
+
+def test_progress_bar_due_says_when_update_would_redraw():
+    import io
+
+    from zfraw.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    bar = Progress(4, "epoch 1/2", stream=Terminal(), every=3600)
+    bar.update(1, loss=1.0)
+    assert "1/4" in bar.stream.getvalue()            # the first update draws
+    assert not bar.due(2)                            # then not again within ``every`` seconds
+    bar.update(2, loss=0.5)
+    assert "2/4" not in bar.stream.getvalue()
+    assert bar.due(4)                                # except for the last step
+    assert not Progress(4, "log", stream=io.StringIO()).due(4)   # a log file: only close() prints

@@ -14,7 +14,8 @@ def _clock(seconds: float) -> str:
 
 class Progress:
     """``bar = Progress(total, 'epoch 3/10')``; ``bar.update(step, loss=..., acc=..., ips=...)``
-    after each step; ``bar.close()`` at the end. ``ips`` is shown as images/s."""
+    after a step (every step, or only when ``bar.due(step)``); ``bar.close()`` at the end, which
+    prints the last update's line. ``ips`` is shown as images/s."""
 
     def __init__(self, total: int, desc: str, stream=None, width: int = 24, every: float = 0.2):
         self.total, self.desc, self.width, self.every = total, desc, width, every
@@ -35,13 +36,19 @@ class Progress:
         parts.append(f"{_clock(elapsed)}<{_clock(eta)}")
         return "  ".join(parts)
 
+    def due(self, step: int) -> bool:
+        """Whether ``update(step, ...)`` would redraw the line now: a caller whose metrics cost a
+        device read can skip the read (and the update) when it would not be shown."""
+        return self.live and (time.perf_counter() - self.last_draw >= self.every
+                              or step == self.total)
+
     def update(self, step: int, **metrics) -> None:
+        """Record the line for ``step``; redraw it when :meth:`due` (at most every ``every`` s)."""
         self.line = self._render(step, metrics)
-        now = time.perf_counter()
-        if self.live and (now - self.last_draw >= self.every or step == self.total):
+        if self.due(step):
             self.stream.write("\r" + self.line + "\x1b[K")
             self.stream.flush()
-            self.last_draw = now
+            self.last_draw = time.perf_counter()
 
     def close(self) -> None:
         if self.line:

@@ -39,6 +39,10 @@ from .progress import Progress
 
 FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 SCHEDULES = ("step", "plateau", "none")
+# Steps between host reads of the running loss when no progress bar asks for one sooner. A read
+# waits for all the work queued on the GPU, so reading every step would stall the host behind the
+# device; every 50 steps costs next to nothing, yet a NaN still stops the run within 50 steps.
+SYNC_EVERY = 50
 
 
 @dataclass
@@ -84,6 +88,59 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
 
+def _diverged(loss: float, epoch: int, first: int, last: int, lr: float,
+              last_path: str) -> TrainingDiverged:
+    """The error for a non-finite running loss read after step ``last`` of (1-based) ``epoch``;
+    the steps since the previous read, ``first``..``last``, are where it happened."""
+    where = f"at step {last}" if first == last else f"between step {first} and step {last}"
+    return TrainingDiverged(
+        f"loss became {loss} {where} of epoch {epoch} (lr {lr:g}); stopped. The last good "
+        f"checkpoint, {last_path}, is unchanged; try a lower --lr or --init he")
+
+
+def _read_sums(acc) -> tuple[float, int]:
+    """Host values of the device running sums ``[loss, correct]``: inside an epoch the loop's
+    only read from the device (one copy of two scalars), so tests can count the reads."""
+    loss, correct = backend.to_host(acc).tolist()
+    return loss, int(correct)
+
+
+class _RunningSums:
+    """An epoch's running train sums (the checkpoint's ``sums``: loss, correct, seen, time).
+    Loss and correct count accumulate on the device, in float64 and step after step in the same
+    order wherever the reads fall (so the metrics, and a resumed run's, are the same bit for bit);
+    the host sees them only at sync points (:meth:`sync`). ``host`` holds the last read."""
+
+    def __init__(self, sums: dict, device: str, step: int):
+        xp = backend.xp_for(device)
+        self.host = dict(sums)
+        self.acc = xp.asarray([sums["loss"], sums["correct"]], dtype=xp.float64)
+        self.seen = sums["seen"]
+        self.synced_step = step
+        self.t0 = time.perf_counter()
+
+    def add(self, loss, probs, labels) -> None:
+        """Add one step's batch mean ``loss``, softmax ``probs`` and ``labels`` (all on the
+        device); nothing is read back."""
+        xp = backend.get_array_module(probs)
+        n = len(labels)
+        hits = (probs.argmax(1) == labels).sum(dtype=xp.float64)
+        self.acc += xp.stack([loss.astype(xp.float64) * n, hits])
+        self.seen += n
+
+    def sync(self, step: int) -> dict:
+        """Read the sums on the host after ``step`` steps; returns ``host``. The time since the
+        previous read goes to ``time``: the read waits for the device, so the time includes all
+        the work queued since. (A GPU step returns once launched; timing each step on the host
+        would miss most of its work, so images/s is measured between reads.)"""
+        loss, correct = _read_sums(self.acc)
+        now = time.perf_counter()
+        self.host.update(loss=loss, correct=correct, seen=self.seen,
+                         time=self.host["time"] + now - self.t0)
+        self.t0, self.synced_step = now, step
+        return self.host
+
+
 def stored_size(crop: int) -> int:
     """Default stored side S for net input ``crop``: 256 for 224 (the paper), else crop*9/8."""
     return 256 if crop == 224 else crop + crop // 8
@@ -103,7 +160,8 @@ def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambd
     """Top-1/top-5 and mean loss of ``net`` on ``loader``'s set (centre crop or 10-crop with the
     softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short."""
     net.eval()
-    probs_all, labels_all = [], []
+    xp = backend.xp_for(device)
+    probs_all, labels_all = [], []   # probabilities stay on the device: one copy at the end
     for x, y in loader.eval_batches(ten=ten):
         if should_stop():
             return None
@@ -112,10 +170,10 @@ def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambd
         for v in views:
             _, p = ops.softmax_xent(net.forward(backend.to_device(v, device)),
                                     backend.to_device(y, device))
-            probs = probs + backend.to_host(p)
+            probs = probs + p
         probs_all.append(probs / len(views))
         labels_all.append(y)
-    probs, labels = np.concatenate(probs_all), np.concatenate(labels_all)
+    probs, labels = backend.to_host(xp.concatenate(probs_all)), np.concatenate(labels_all)
     top5 = np.argsort(-probs, axis=1)[:, :5]
     pred = top5[:, 0]
     n = len(labels)
@@ -231,56 +289,67 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
         f"stored {size}px, crop {crop}px, impl {registry.get_impl()}, device {cfg.device}"
         + (f"; resuming at epoch {epoch + 1} step {step}" if ckpt else ""))
 
-    def save(ep, st):
+    def save(ep, st, sums):
         meta = {"config": dataclasses.asdict(cfg), "epoch": ep, "step": st, "sums": sums,
                 "schedule": sched.state_dict() if sched is not None else None,
                 "classes": train_set.classes}
         save_checkpoint(last_path, net, opt, mean, meta)
+
+    def sync(step):
+        """A sync point: read the running sums, stop on a non-finite loss, show them on the bar.
+        A NaN in any step makes the summed loss NaN, so checking the sum covers every step."""
+        if run.synced_step == step:
+            return                        # nothing new since the last read
+        first = run.synced_step + 1
+        s = run.sync(step)
+        if not math.isfinite(s["loss"]):
+            raise _diverged(s["loss"], epoch + 1, first, step, opt.lr, last_path)
+        if bar:
+            bar.update(step, loss=s["loss"] / s["seen"], acc=s["correct"] / s["seen"],
+                       ips=s["seen"] / max(1e-9, s["time"]))
 
     metrics = None
     with _StopFlag() as stop:
         while epoch < cfg.epochs:
             net.train()
             bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}") if cfg.progress else None
-            t0 = time.perf_counter()
+            run = _RunningSums(sums, cfg.device, step)
             try:
-                for x, y in train_loader.train_batches(epoch, start_step=step):
-                    if stop.requested:
-                        break
-                    yd = backend.to_device(y, cfg.device)
-                    loss, probs = ops.softmax_xent(net.forward(backend.to_device(x, cfg.device)), yd)
-                    loss = float(loss)
-                    if not math.isfinite(loss):
-                        raise TrainingDiverged(
-                            f"loss became {loss} at epoch {epoch + 1} step {step + 1} (lr {opt.lr:g});"
-                            f" stopped. The last good checkpoint, {last_path}, is unchanged; "
-                            "try a lower --lr or --init he")
-                    net.backward(ops.softmax_xent_bwd(probs, yd))
-                    opt.step()
-                    renormalize_filters(net, cfg.renorm_radius)
-                    step += 1
-                    sums["loss"] += loss * len(y)
-                    sums["correct"] += int((backend.to_host(probs).argmax(1) == y).sum())
-                    sums["seen"] += len(y)
-                    sums["time"] += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    if bar:
-                        bar.update(step, loss=sums["loss"] / sums["seen"],
-                                   acc=sums["correct"] / sums["seen"], ips=sums["seen"] / sums["time"])
-                    if step_hook is not None:
-                        step_hook(epoch, step, net)
-            except KeyboardInterrupt:
-                stop.requested = True     # raised at a step boundary (e.g. by a hook): save below
+                try:
+                    # A step only queues device work: nothing is read back on the host (on a GPU
+                    # a read would wait for the step) except at the sync points below. The hook
+                    # gets no sums, so it needs none.
+                    for x, y in train_loader.train_batches(epoch, start_step=step):
+                        if stop.requested:
+                            break
+                        yd = backend.to_device(y, cfg.device)
+                        loss, probs = ops.softmax_xent(
+                            net.forward(backend.to_device(x, cfg.device)), yd)
+                        net.backward(ops.softmax_xent_bwd(probs, yd))
+                        opt.step()
+                        renormalize_filters(net, cfg.renorm_radius)
+                        step += 1
+                        run.add(loss, probs, yd)
+                        if step - run.synced_step >= SYNC_EVERY or (bar and bar.due(step)):
+                            sync(step)
+                        if step_hook is not None:
+                            step_hook(epoch, step, net)
+                except KeyboardInterrupt:
+                    stop.requested = True  # raised at a step boundary (e.g. by a hook): save below
+                # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
+                # the sums, and a NaN must stop the run before a checkpoint is written.
+                sync(step)
             finally:
                 if bar:
                     bar.close()
             res = None if stop.requested else evaluate(net, val_loader, cfg.ten_crop, cfg.device,
                                                        lambda: stop.requested)
             if res is None:
-                save(epoch, step)
+                save(epoch, step, run.host)
                 log(f"interrupted: saved {last_path} at epoch {epoch + 1} step {step}; "
                     f"continue with --resume --out {cfg.out}")
                 return {"status": "interrupted", "epoch": epoch, "step": step, "metrics": metrics}
+            sums = run.host
             metrics = {"epoch": epoch + 1, "lr": opt.lr,
                        "train_loss": sums["loss"] / max(1, sums["seen"]),
                        "train_top1": sums["correct"] / max(1, sums["seen"]),
@@ -290,7 +359,7 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
                 sched.step(1.0 - res["val_top1"])
             epoch, step = epoch + 1, 0
             sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-            save(epoch, 0)
+            save(epoch, 0, sums)
             _keep_fig4(last_path, cfg.out, epoch, cfg.epochs)
             with open(os.path.join(cfg.out, "metrics.jsonl"), "a") as f:
                 f.write(json.dumps(metrics) + "\n")
