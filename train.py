@@ -4,7 +4,8 @@
     python3 train.py --arch zf-32 --width 0.25 --data synthetic --epochs 10 --out runs/demo
     python3 train.py --out runs/demo --epochs 20 --resume     # continue (or extend) a run
 
-Exit status: 0 finished, 130 stopped by Ctrl-C (checkpoint saved), 1 diverged or bad input.
+Exit status: 0 finished, 130 stopped by Ctrl-C (checkpoint saved at the next step boundary;
+a second Ctrl-C stops at once without saving), 1 diverged or bad input.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from zfraw.data import DataError
 from zfraw.nets import ARCHS
 from zfraw.ops.registry import IMPLS
 from zfraw.optim import SCHEMES
-from zfraw.training import SCHEDULES, TrainConfig, train
+from zfraw.training import SCHEDULES, HardStop, TrainConfig, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +68,10 @@ def main(argv=None) -> int:
     except (DataError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. TrainingDiverged
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except HardStop:
+        print(f"stopped by a second Ctrl-C without saving; {a.out}/last.npz holds the last saved "
+              "state (--resume continues from it)", file=sys.stderr)
+        return 130
     return 130 if result["status"] == "interrupted" else 0
 
 

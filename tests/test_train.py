@@ -11,7 +11,7 @@ from zfraw import ops, training
 from zfraw.checkpoint import load_checkpoint
 from zfraw.data import BatchLoader, Dataset, make_synthetic, mean_image, ten_crop
 from zfraw.nets import build
-from zfraw.training import TrainConfig, TrainingDiverged, evaluate, train
+from zfraw.training import HardStop, TrainConfig, TrainingDiverged, evaluate, train
 
 
 def tiny_config(out, **kw):
@@ -76,6 +76,18 @@ def test_crash_mid_epoch_replays_the_epoch_exactly(tmp_path, reference_run):
     train(cfg, resume=True, log=lambda *a: None)
     assert_same_state(weights(tmp_path), weights(reference_run))
     assert metric_lines(tmp_path) == metric_lines(reference_run)
+
+
+def test_second_ctrl_c_stops_without_saving_then_resume_is_exact(tmp_path, reference_run):
+    """A second Ctrl-C (HardStop) may land mid-update, so nothing is saved: last.npz stays the
+    epoch-end checkpoint and resuming from it replays the epoch exactly."""
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(HardStop):
+        train(cfg, step_hook=_interrupt_at(1, 4, HardStop()), log=lambda *a: None)
+    saved = weights(tmp_path)["meta"]
+    assert (saved["epoch"], saved["step"]) == (1, 0)
+    train(cfg, resume=True, log=lambda *a: None)
+    assert_same_state(weights(tmp_path), weights(reference_run))
 
 
 def test_uninterrupted_runs_are_reproducible_and_learn(tmp_path, reference_run):

@@ -183,9 +183,14 @@ def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambd
             "val_class_mean_top1": mean_per_class_accuracy(pred, labels, net.num_classes)}
 
 
+class HardStop(KeyboardInterrupt):
+    """A second Ctrl-C: stop at once, without saving. It can land in the middle of a weight
+    update, so the weights in memory may be half-updated; last.npz keeps the last saved state."""
+
+
 class _StopFlag:
     """Ctrl-C asks to stop at the next step boundary (a weight update is never cut in half);
-    a second Ctrl-C interrupts at once."""
+    a second Ctrl-C raises :class:`HardStop` at once, which the loop does not save on."""
 
     def __init__(self):
         self.requested = False
@@ -198,7 +203,7 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
+            raise HardStop
         self.requested = True
 
     def __exit__(self, *exc):
@@ -334,6 +339,8 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
                             sync(step)
                         if step_hook is not None:
                             step_hook(epoch, step, net)
+                except HardStop:
+                    raise
                 except KeyboardInterrupt:
                     stop.requested = True  # raised at a step boundary (e.g. by a hook): save below
                 # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
