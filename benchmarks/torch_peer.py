@@ -45,6 +45,12 @@ def _t(a, tdev):
     return torch.tensor(a, device=tdev) if isinstance(a, np.ndarray) else a
 
 
+def _col2im(cols, shape, kh, kw, s, p):
+    # zfraw's columns are (C*kh*kw, N*L); F.fold takes (N, C*kh*kw, L): laid out so before timing.
+    cols = cols.reshape(cols.shape[0], shape[0], -1).permute(1, 0, 2).contiguous()
+    return lambda: F.fold(cols, tuple(shape[2:]), (kh, kw), stride=s, padding=p)
+
+
 def _maxpool_bwd(dy, switches, shape, k, s, p):
     x = torch.randn(tuple(shape), device=dy.device)
     _, idx = F.max_pool2d(x, k, s, p, return_indices=True)
@@ -67,9 +73,8 @@ def _sgd(p, g, v, lr, m, wd):
 
 # op -> maker(*torch args) -> zero-argument callable doing the peer's version of one call
 _PRIMITIVES = {
-    "im2col": lambda x, kh, kw, s, p: lambda: F.unfold(x, (kh, kw), stride=s, padding=p),
-    "col2im": lambda cols, shape, kh, kw, s, p: lambda: F.fold(
-        cols, tuple(shape[2:]), (kh, kw), stride=s, padding=p),
+    "im2col": lambda x, kh, kw, s, p: lambda: F.unfold(x, (kh, kw), stride=s, padding=p),  # (N, K, L)
+    "col2im": _col2im,
     "maxpool_fwd": lambda x, k, s, p: lambda: F.max_pool2d(x, k, s, p, return_indices=True),
     "maxpool_bwd": _maxpool_bwd,
     "lrn_fwd": lambda x, size, alpha, beta, bias: lambda: F.local_response_norm(

@@ -1,7 +1,8 @@
 """Every kernels/cuda/*.cu compiles with nvcc (as `make nvcc-check` does), both as the file on
-disk and as the text the launcher hands to CuPy (shared headers pasted in). Runs without a GPU;
-skipped when nvcc is not on PATH. A CUDA syntax error thus fails the suite on any machine with
-the CUDA toolkit."""
+disk and as the text the launcher hands to CuPy (shared headers pasted in), and with NVRTC, the
+compiler CuPy's RawModule uses on the GPU machine (no host headers there). Runs without a GPU;
+skipped when nvcc / the NVRTC library is absent (the `test` extra installs NVRTC's wheel on
+Linux). A CUDA error thus fails the suite on any machine with either compiler."""
 from __future__ import annotations
 
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels.cuda import _loader
+from kernels.cuda import _loader, nvrtc_check
 
 SOURCES = sorted(_loader.SOURCE_DIR.glob("*.cu"))
 NVCC = shutil.which("nvcc")
@@ -44,3 +45,27 @@ def test_launcher_text_compiles(path, tmp_path):
     unit.write_text(text)
     rc, log = _nvcc(unit, tmp_path / "k.o")
     assert rc == 0, f"nvcc failed on the launcher's text of {path.name}:\n{log}"
+
+
+NVRTC = nvrtc_check.find_nvrtc()
+
+
+@pytest.mark.skipif(NVRTC is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc-cu12)")
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_launcher_text_compiles_with_nvrtc(path):
+    import ctypes
+
+    ok, log = nvrtc_check.compile_source(ctypes.CDLL(NVRTC), path.name, _loader.source(path.stem))
+    assert ok, f"NVRTC failed on the launcher's text of {path.name}:\n{log}"
+
+
+@pytest.mark.skipif(NVRTC is None, reason="no NVRTC library (pip install nvidia-cuda-nvrtc-cu12)")
+def test_nvrtc_check_rejects_what_nvrtc_cannot_compile():
+    """The check can fail: a host header (fine for nvcc, absent under NVRTC) and a syntax error."""
+    import ctypes
+
+    lib = ctypes.CDLL(NVRTC)
+    kernel = 'extern "C" __global__ void k(float* x) { x[0] = 1; }'
+    assert nvrtc_check.compile_source(lib, "ok.cu", kernel)[0]
+    assert not nvrtc_check.compile_source(lib, "h.cu", "#include <vector>\n" + kernel)[0]
+    assert not nvrtc_check.compile_source(lib, "s.cu", kernel.replace(";", ""))[0]
