@@ -5,9 +5,11 @@ ways to run the products over them, chosen by the size of an output map:
 - small maps (zf's 26x26 and 13x13): one GEMM over the whole batch for each of the forward, the
   weight gradient and the input gradient. The output comes out as (F, N*P) and dy must go in as
   (F, N*P), so each costs a transpose, which is only F/(C*k*k) times the size of the columns.
-- large maps (zf's conv1, 110x110): one GEMM per image, written straight into (N, F, P) and
-  reading dy as it is. There the transposes are as big as the output and cost a third of the
-  product, while each image's product is big enough for BLAS to run at full speed.
+- large maps (zf's conv1, 110x110), on the CPU: one GEMM per image, written straight into
+  (N, F, P) and reading dy as it is. There the transposes are as big as the output and cost a
+  third of the product, while each image's product is big enough for BLAS to run at full speed.
+  On the GPU the batched layout is kept everywhere: a transpose costs little at its bandwidth,
+  and one large cuBLAS call beats a batch of strided ones.
 """
 from __future__ import annotations
 
@@ -17,11 +19,16 @@ from .. import ops
 from ..backend import get_array_module
 from .base import Layer
 
-# Output pixels per image from which one product per image beats one over the batch. Measured on
-# the 2-core VM, zf at batch 16: conv1 (P=12100) forward 31 ms per image vs 30 + 14 ms
-# (product + transpose) batched, weight gradient 36 vs 52 ms; conv2 (P=676) is the other way
+# Output pixels per image from which one product per image beats one over the batch on the CPU.
+# Measured on the 2-core VM, zf at batch 16: conv1 (P=12100) forward 31 ms per image vs 30 + 14
+# ms (product + transpose) batched, weight gradient 36 vs 52 ms; conv2 (P=676) is the other way
 # round, 45 vs 43 ms and 45 vs 40 ms.
 PER_IMAGE_MIN_PIXELS = 4096
+
+
+def _per_image(xp, pixels: int) -> bool:
+    """Whether maps of ``pixels`` output pixels take one product per image (module docstring)."""
+    return xp is np and pixels >= PER_IMAGE_MIN_PIXELS
 
 
 class Conv2d(Layer):
@@ -69,7 +76,7 @@ class Conv2d(Layer):
         xp = get_array_module(x)
         self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (K, N*P)
         W2 = self._filters()                                               # (F, K)
-        if p >= PER_IMAGE_MIN_PIXELS:
+        if _per_image(xp, p):
             y = xp.matmul(W2, self._cols_by_image(n))                      # (N, F, P)
         else:
             y = (W2 @ self.cols).reshape(self.out_ch, n, p)                # (F, N, P)
@@ -109,10 +116,11 @@ class Conv2d(Layer):
     def _dy_for_products(self, dy):
         """dy (N, F, OH, OW) laid out for the products (module docstring): the (N, F, P) view
         for large maps, a contiguous (F, N*P) copy for small ones."""
+        xp = get_array_module(dy)
         dy3 = dy.reshape(dy.shape[0], self.out_ch, -1)
-        if dy3.shape[2] >= PER_IMAGE_MIN_PIXELS:
+        if _per_image(xp, dy3.shape[2]):
             return dy3
-        return get_array_module(dy).ascontiguousarray(dy3.transpose(1, 0, 2)).reshape(self.out_ch, -1)
+        return xp.ascontiguousarray(dy3.transpose(1, 0, 2)).reshape(self.out_ch, -1)
 
     def _input_gradient(self, dyp):
         """dy laid out by :meth:`_dy_for_products` -> dx (N, in_ch, H, W): the product with the
