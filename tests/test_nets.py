@@ -189,3 +189,31 @@ def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
     assert net.backward(loss.backward(), input_grad=False) is None
     for name, _, g in net.params_and_grads():
         assert_close(g, full[name], rtol=1e-12, what=name)
+
+
+def test_forward_drops_the_last_forwards_arrays_before_allocating_new_ones():
+    """Every layer a forward will run lets go of what the last forward kept before the first
+    layer computes anything (so the new arrays can take their memory); the layers after
+    ``until`` keep theirs."""
+    import weakref
+
+    net = build("zf-32", num_classes=10, width=0.25).train()
+    x = np.random.default_rng(6).standard_normal((2,) + net.input_shape).astype(np.float32)
+    net.forward(x)
+    kept = {f"{layer.name}.{attr}": weakref.ref(getattr(layer, attr))
+            for layer in net.layers for attr in layer.saved}
+    assert len(kept) >= 10
+    alive_at_start = {}
+    first = net.layers[0]
+    original = first.forward
+
+    def spy(inp):
+        alive_at_start.update({k: ref() is not None for k, ref in kept.items()})
+        return original(inp)
+
+    first.forward = spy
+    net.forward(x, until="conv3")
+    stop = net.index("conv3")
+    for name, alive in alive_at_start.items():
+        ran = net.index(name.split(".")[0]) <= stop
+        assert alive != ran, f"{name}: {'still held' if alive else 'dropped'} at the start"

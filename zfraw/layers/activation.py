@@ -9,6 +9,7 @@ class ReLU(Layer):
     """max(x, 0). Forward keeps ``self.y`` (the output; its sign is the backward mask)."""
 
     kind = "relu"
+    saved = ("y",)
 
     def forward(self, x):
         """x: any shape -> same shape."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 class Layer:
     kind = "layer"
+    saved: tuple = ()  # names of the arrays forward keeps for backward and deconv
 
     def __init__(self):
         self.name = self.kind
@@ -29,6 +30,13 @@ class Layer:
         """Project a signal shaped like this layer's output down to its input (the paper's
         deconvnet step). Layers without one raise."""
         raise NotImplementedError(f"{self.name}: {self.kind} has no deconv")
+
+    def release(self) -> None:
+        """Drop the arrays the last forward kept (``saved``). A Net calls it on every layer it is
+        about to run, before any of them allocates, so that a step's new arrays take the memory
+        of the last step's instead of coexisting with them."""
+        for name in self.saved:
+            setattr(self, name, None)
 
     # -- geometry, for the summary and the receptive field --------------------------------------
     def output_shape(self, in_shape: tuple) -> tuple:

@@ -39,6 +39,7 @@ class Conv2d(Layer):
     """
 
     kind = "conv"
+    saved = ("cols",)
 
     def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, pad: int = 0,
                  dtype=np.float32):

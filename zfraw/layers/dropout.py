@@ -12,6 +12,7 @@ class Dropout(Layer):
     reproducible and resumable: the call counter is saved as extra state."""
 
     kind = "dropout"
+    saved = ("mask",)
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()

@@ -35,6 +35,7 @@ class Linear(Layer):
     """y = x W^T + b. params: W (out_f, in_f), b (out_f,). Forward keeps ``self.x``."""
 
     kind = "fc"
+    saved = ("x",)
 
     def __init__(self, in_f: int, out_f: int, dtype=np.float32):
         super().__init__()

@@ -14,6 +14,7 @@ class LocalResponseNorm(Layer):
     """
 
     kind = "lrn"
+    saved = ("x", "y", "scale")
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, bias: float = 2.0):
         super().__init__()

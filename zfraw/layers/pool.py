@@ -11,6 +11,7 @@ class MaxPool2d(Layer):
     (N, C, OH, OW) uint8: the row-major index in its window of each output's maximum."""
 
     kind = "pool"
+    saved = ("switches",)
 
     def __init__(self, k: int, stride: int, pad: int = 0):
         super().__init__()

@@ -52,6 +52,8 @@ class Net:
                 raise ValueError(f"cannot capture {name!r}: it comes after {until!r}")
         captured = {}
         for layer in self.layers[:stop + 1]:
+            layer.release()  # before anything is allocated: the new arrays reuse the old's memory
+        for layer in self.layers[:stop + 1]:
             x = layer.forward(x)
             if layer.name in wanted:
                 captured[layer.name] = x
