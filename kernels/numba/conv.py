@@ -5,8 +5,10 @@ What this version does differently from the NumPy reference:
   padded copy of x is made; each output row segment is a strided gather from one input row.
   It is bound by writing the kh*kw times larger cols, so it gains little over NumPy's single
   strided copy; the conv layer's time is in its matrix products, not here.
-- col2im accumulates straight into the unpadded output, skipping contributions that fall in
-  the padding, instead of summing into a padded buffer and cropping it.
+- col2im sums each window offset's row of columns into one of stride*stride "phase" planes of
+  the padded image as a contiguous block (the compiler vectorizes the adds), then interleaves
+  the phases back into the image, dropping the padding. Adding straight into the image instead
+  is a strided scatter, 1.2-3.7x slower (zf-64 conv2 at batch 64: 34 vs 21 ms, measured).
 - Both run one (image, channel) plane per parallel task: tasks never write the same memory.
   The columns (K, N*P) are viewed as (K, N, P): a task's rows are cols[row, n], P values each.
 """
@@ -20,15 +22,6 @@ from zfraw.ops.conv import check_cols, check_window
 from zfraw.ops.registry import register
 
 from ._util import as_c, floats_only
-
-
-@njit(cache=True)
-def _valid_range(j, pad, stride, size, n_out):
-    """[o0, o1): the outputs o with 0 <= o*stride + j - pad < size (the rest read padding)."""
-    o0 = max(0, -((j - pad) // stride))          # ceil((pad - j) / stride), at least 0
-    o1 = -((j - pad - size) // stride)           # ceil((size + pad - j) / stride)
-    o1 = min(n_out, max(o0, o1))
-    return min(o0, n_out), o1
 
 
 @njit(parallel=True, cache=True)
@@ -55,20 +48,30 @@ def _im2col(x, kh, kw, stride, pad, OH, OW, cols):
 @njit(parallel=True, cache=True)
 def _col2im(cols, kh, kw, stride, pad, OH, OW, x):
     N, C, H, W = x.shape
+    # The padded plane split into stride*stride phase planes: padded pixel (hp, wp) lives in
+    # phase (hp % stride, wp % stride) at (hp // stride, wp // stride). Window offset (i, j)
+    # of output (oh, ow) reads padded pixel (oh*stride + i, ow*stride + j), which is phase
+    # (i % stride, j % stride) at (oh + i // stride, ow + j // stride): one contiguous block.
+    PH = (H + 2 * pad + stride - 1) // stride
+    PW = (W + 2 * pad + stride - 1) // stride
     for nc in prange(N * C):
         n, c = nc // C, nc % C
-        plane = x[n, c]
-        plane[:, :] = 0
+        phases = np.zeros((stride, stride, PH, PW), dtype=x.dtype)
         for i in range(kh):
-            oh0, oh1 = _valid_range(i, pad, stride, H, OH)
+            di = i // stride
             for j in range(kw):
-                ow0, ow1 = _valid_range(j, pad, stride, W, OW)
+                dst, dj = phases[i % stride, j % stride], j // stride
                 src = cols[(c * kh + i) * kw + j, n]
-                for oh in range(oh0, oh1):
-                    dst = plane[oh * stride + i - pad]
-                    base = oh * OW
-                    for ow in range(ow0, ow1):
-                        dst[ow * stride + j - pad] += src[base + ow]
+                for oh in range(OH):
+                    row, seg = dst[oh + di, dj:dj + OW], src[oh * OW:(oh + 1) * OW]
+                    for ow in range(OW):  # contiguous on both sides: vectorized
+                        row[ow] += seg[ow]
+        plane = x[n, c]  # interleave the phases back, dropping the padding
+        for h in range(H):
+            hp = h + pad
+            for w in range(W):
+                wp = w + pad
+                plane[h, w] = phases[hp % stride, wp % stride, hp // stride, wp // stride]
 
 
 @register("im2col", "numba")
