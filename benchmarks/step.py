@@ -1,4 +1,5 @@
-"""The full training step, per impl: forward, softmax cross-entropy, backward, SGD update
+"""The full training step, per impl: forward, softmax cross-entropy, backward (no gradient for
+the input images, which training never uses; PyTorch's input needs none either), SGD update
 (momentum 0.9, weight decay 5e-4), the net in training mode (dropout on), one fixed batch.
 
 It runs the zfraw Net, SoftmaxCrossEntropy and SGD objects, i.e. the code train.py runs, with
@@ -27,7 +28,7 @@ def _zfraw_step(net, impl, x, labels):
     def step():
         with registry.use_impl(impl):
             crit.forward(net.forward(x), labels)
-            net.backward(crit.backward())
+            net.backward(crit.backward(), input_grad=False)  # as train.py, and as PyTorch
             opt.step()
 
     return step

@@ -264,6 +264,7 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
         for layer in net.layers:
             if isinstance(layer, Dropout):
                 layer.p = cfg.dropout
+    net.to(cfg.device)  # before the optimizer state is loaded: velocities go where the weights are
     opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = _make_schedule(cfg, opt)
     if ckpt is None:
@@ -282,7 +283,6 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
         epoch, step, sums = m["epoch"], m["step"], m["sums"]
         _trim_metrics(os.path.join(cfg.out, "metrics.jsonl"), epoch)
     np.save(os.path.join(cfg.out, "mean.npy"), mean)
-    net.to(cfg.device)
 
     train_loader = BatchLoader(train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch,
                                cfg.input_scale)
@@ -330,7 +330,7 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
                         yd = backend.to_device(y, cfg.device)
                         loss, probs = ops.softmax_xent(
                             net.forward(backend.to_device(x, cfg.device)), yd)
-                        net.backward(ops.softmax_xent_bwd(probs, yd))
+                        net.backward(ops.softmax_xent_bwd(probs, yd), input_grad=False)
                         opt.step()
                         renormalize_filters(net, cfg.renorm_radius)
                         step += 1
