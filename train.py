@@ -4,75 +4,119 @@
     python3 train.py --arch zf-32 --width 0.25 --data synthetic --epochs 10 --out runs/demo
     python3 train.py --out runs/demo --epochs 20 --resume     # continue (or extend) a run
 
-Exit status: 0 finished, 130 stopped by Ctrl-C (checkpoint saved at the next step boundary;
-a second Ctrl-C stops at once without saving), 1 diverged or bad input.
+A run folder is never overwritten: without --resume, an --out that holds a run is refused
+(--overwrite deletes the old run first). Only one training writes a folder at a time. On
+--resume the run's own settings are used; a setting given again must agree with them, except
+--epochs, --lr, --schedule, --lr-step, --impl, --device and --ten-crop, which are applied.
+
+Exit status: 0 finished, 1 the loss diverged (or a file could not be written), 2 bad input or
+a refused run folder (one line on stderr; --debug shows the traceback), 130 stopped by Ctrl-C
+(checkpoint saved at the next step boundary; a second Ctrl-C stops at once without saving).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from zfraw.data import DataError
 from zfraw.nets import ARCHS
 from zfraw.ops.registry import IMPLS
 from zfraw.optim import SCHEMES
-from zfraw.training import SCHEDULES, HardStop, TrainConfig, train
+from zfraw.training import SCHEDULES, HardStop, TrainConfig, TrainingDiverged, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    """The options the user gave; every run setting left out is absent from the namespace
+    (argparse.SUPPRESS), so a resume can tell a given setting from a default."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", choices=ARCHS, default=d.arch)
-    p.add_argument("--data", default=d.data, help="synthetic[:N] | tiny-imagenet:PATH | "
-                   "folder:PATH | caltech101:PATH (default %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
-                   help="plateau: x0.1 when val error stalls 2 epochs; step: x0.1 every --lr-step")
-    p.add_argument("--lr-step", type=int, default=None, help="StepLR period (default epochs/3)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device)
-    p.add_argument("--impl", choices=IMPLS, default=None, help="kernels (default: fastest present)")
-    p.add_argument("--out", default=d.out, help="run folder (default %(default)s)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--init", choices=SCHEMES, default=d.init)
-    p.add_argument("--width", type=float, default=d.width, help="channel multiplier")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                argument_default=argparse.SUPPRESS)
+    p.add_argument("--arch", choices=ARCHS, help=f"(default {d.arch})")
+    p.add_argument("--data", help="synthetic[:N] | tiny-imagenet:PATH | folder:PATH | "
+                   f"caltech101:PATH (default {d.data})")
+    p.add_argument("--epochs", type=int, help=f"total epochs of the run (default {d.epochs})")
+    p.add_argument("--batch-size", type=int, help=f"(default {d.batch_size})")
+    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr})")
+    p.add_argument("--momentum", type=float, help=f"(default {d.momentum})")
+    p.add_argument("--weight-decay", type=float, help=f"(default {d.weight_decay})")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="plateau: x0.1 when val error stalls 2 epochs; step: x0.1 every --lr-step "
+                   f"(default {d.schedule})")
+    p.add_argument("--lr-step", type=int, help="StepLR period (default epochs/3)")
+    p.add_argument("--seed", type=int, help=f"(default {d.seed})")
+    p.add_argument("--device", choices=("cpu", "cuda"), help=f"(default {d.device})")
+    p.add_argument("--impl", choices=IMPLS, help="kernels (default: fastest present)")
+    p.add_argument("--out", help=f"run folder (default {d.out})")
+    p.add_argument("--resume", action="store_true", default=False,
+                   help="continue the run in --out from its newest checkpoint")
+    p.add_argument("--resume-from", metavar="CHECKPOINT", default=None,
+                   help="continue the run in --out from this checkpoint (e.g. an epoch-NNN.npz "
+                   "when last.npz is damaged)")
+    p.add_argument("--overwrite", action="store_true", default=False,
+                   help="start a new run in an --out that holds one, deleting the old run first")
+    p.add_argument("--init", choices=SCHEMES, help=f"(default {d.init})")
+    p.add_argument("--width", type=float, help="channel multiplier (default 1)")
     p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops (else centre)")
-    p.add_argument("--resize", type=int, default=None,
+    p.add_argument("--resize", type=int,
                    help="stored image side (default 256 for 224 nets, else crop*9/8)")
-    p.add_argument("--input-scale", type=float, default=d.input_scale,
+    p.add_argument("--input-scale", type=float,
                    help="multiplies mean-subtracted pixels (1: paper's 0..255; 1/64 suits --init he)")
-    p.add_argument("--dropout", type=float, default=None,
+    p.add_argument("--dropout", type=float,
                    help="dropout probability of fc6/fc7 (default: the paper's 0.5)")
-    p.add_argument("--cache-dir", default=None, help="decoded-image cache (default $ZFRAW_CACHE "
-                   "or ~/.cache/zfraw)")
-    p.add_argument("--on-error", choices=("warn", "raise"), default=d.on_error,
+    p.add_argument("--renorm-radius", type=float,
+                   help=f"filter RMS limit (default the paper's {d.renorm_radius}; 0: none)")
+    p.add_argument("--cache-dir", help="decoded-image cache (default $ZFRAW_CACHE or ~/.cache/zfraw)")
+    p.add_argument("--on-error", choices=("warn", "raise"),
                    help="unreadable image files: skip with a warning, or stop")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--debug", action="store_true", default=False,
+                   help="show the traceback of an error")
     return p.parse_args(argv)
+
+
+# Options that are not run settings.
+_CONTROL = ("resume", "resume_from", "overwrite", "debug", "no_progress")
+
+
+def asked_settings(a: argparse.Namespace) -> dict:
+    """The TrainConfig fields the user gave on the command line (field -> value)."""
+    asked = {k: v for k, v in vars(a).items() if k not in _CONTROL}
+    if getattr(a, "no_progress", False):
+        asked["progress"] = False
+    return asked
 
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    cfg = TrainConfig(arch=a.arch, data=a.data, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                      momentum=a.momentum, weight_decay=a.weight_decay, schedule=a.schedule,
-                      lr_step=a.lr_step, seed=a.seed, device=a.device, impl=a.impl, out=a.out,
-                      init=a.init, width=a.width, ten_crop=a.ten_crop, resize=a.resize, input_scale=a.input_scale,
-                      dropout=a.dropout,
-                      cache_dir=a.cache_dir, on_error=a.on_error, progress=not a.no_progress)
+    asked = asked_settings(a)
+    cfg = dataclasses.replace(TrainConfig(), **asked)
     try:
-        result = train(cfg, resume=a.resume)
-    except (DataError, FileNotFoundError, ValueError, RuntimeError) as e:  # incl. TrainingDiverged
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        result = train(cfg, resume=a.resume, asked=asked, overwrite=a.overwrite,
+                       resume_from=a.resume_from)
     except HardStop:
-        print(f"stopped by a second Ctrl-C without saving; {a.out}/last.npz holds the last saved "
-              "state (--resume continues from it)", file=sys.stderr)
+        print(f"stopped by a second Ctrl-C without saving; {cfg.out}/last.npz holds the last "
+              "saved state, if any (--resume continues from it)", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:   # before the first step (loading data): nothing to save
+        print("stopped by Ctrl-C before training began; nothing was saved", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        return _fail(e, 1, a.debug)
+    except (DataError, ValueError) as e:          # RunError and CheckpointError included
+        return _fail(e, 2, a.debug)
+    except OSError as e:                           # e.g. a full disk while saving
+        return _fail(e, 1, a.debug)
     return 130 if result["status"] == "interrupted" else 0
+
+
+def _fail(e: BaseException, code: int, debug: bool) -> int:
+    """Print the error as one line (with its traceback under --debug) and return ``code``."""
+    if debug:
+        import traceback
+        traceback.print_exception(e)
+    print(f"error: {e}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

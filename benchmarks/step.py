@@ -1,17 +1,19 @@
 """The full training step, per impl: forward, softmax cross-entropy, backward (no gradient for
 the input images, which training never uses; PyTorch's input needs none either), SGD update
-(momentum 0.9, weight decay 5e-4), the net in training mode (dropout on), one fixed batch.
+(momentum 0.9, weight decay 5e-4), the paper's filter renormalization, the net in training mode
+(dropout on), one fixed batch.
 
-It runs the zfraw Net, SoftmaxCrossEntropy and SGD objects, i.e. the code train.py runs, with
-each impl selected through the op registry; PyTorch's mirror of the same net is the peer.
+It runs :func:`zfraw.training.train_step`, the step train.py runs, with each impl selected
+through the op registry; PyTorch's mirror of the same net, with the same renormalization, is
+the peer.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from zfraw import backend, nets, optim
-from zfraw.layers import SoftmaxCrossEntropy
 from zfraw.ops import registry
+from zfraw.training import train_step
 
 from . import torch_peer
 from .cases import impl_device, usable_impls
@@ -21,15 +23,15 @@ from .timing import measure
 STEPS = (("zf", 16, 1000), ("zf-64", 64, 100))
 
 
+RENORM_RADIUS = 0.1   # the paper's, train.py's default
+
+
 def _zfraw_step(net, impl, x, labels):
-    crit = SoftmaxCrossEntropy()
     opt = optim.SGD(net, lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
         with registry.use_impl(impl):
-            crit.forward(net.forward(x), labels)
-            net.backward(crit.backward(), input_grad=False)  # as train.py, and as PyTorch
-            opt.step()
+            train_step(net, opt, x, labels, RENORM_RADIUS)
 
     return step
 
@@ -53,7 +55,8 @@ def run_steps(steps, repeat: int, with_torch: bool, log=print) -> list[dict]:
             candidates[impl] = (_zfraw_step(dev_nets[device], impl, backend.to_device(x, device),
                                             backend.to_device(labels, device)), device)
         for name, dev, tdev in (torch_peer.devices() if with_torch else []):
-            candidates[name] = (torch_peer.train_step(dev_nets["cpu"], x, labels, tdev), dev)
+            candidates[name] = (torch_peer.train_step(dev_nets["cpu"], x, labels, tdev,
+                                                             RENORM_RADIUS), dev)
         times = measure(candidates, repeat=repeat, warmup=1, budget_s=120.0, hot=False)
         for name, t in times.items():
             rows.append({"arch": arch, "batch": batch, "impl": name,

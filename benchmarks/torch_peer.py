@@ -143,9 +143,10 @@ def layer_calls(model, name: str, x: np.ndarray, dy: np.ndarray, tdev: str):
     return fwd, lambda: torch.autograd.grad(out, wrt, dyt, retain_graph=True)
 
 
-def train_step(net, x: np.ndarray, labels: np.ndarray, tdev: str):
+def train_step(net, x: np.ndarray, labels: np.ndarray, tdev: str, renorm_radius: float = 0.1):
     """A zero-argument training step (forward, cross-entropy, backward, SGD with momentum and
-    weight decay) of the mirror of ``net`` on one fixed batch."""
+    weight decay, then the paper's filter renormalization as zfraw's train_step does it) of the
+    mirror of ``net`` on one fixed batch."""
     model = mirror(net, tdev).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     xt = torch.tensor(x, device=tdev)
@@ -155,5 +156,12 @@ def train_step(net, x: np.ndarray, labels: np.ndarray, tdev: str):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(xt), yt).backward()
         opt.step()
+        if renorm_radius > 0:
+            with torch.no_grad():
+                for m in convs:
+                    rms = m.weight.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+                    m.weight.mul_(torch.where(rms > renorm_radius,
+                                              renorm_radius / rms.clamp_min(1e-30), 1.0))
 
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     return step

@@ -1,10 +1,13 @@
 import os
+import re
 import warnings
 
 import numpy as np
 import pytest
 from conftest import write_corrupt, write_image
+from PIL import Image
 
+from zfraw.data import dataset
 from zfraw.data import (DataError, load_caltech101, load_folder, load_rgb, load_tiny_imagenet,
                         mean_per_class_accuracy)
 from zfraw.data.images import map_box
@@ -189,3 +192,98 @@ def test_real_caltech101(zfraw_data):
     # the mini copy keeps at most 50 images per folder (4,772 in all, 50 in BACKGROUND_Google)
     np.testing.assert_array_equal(np.bincount(train.labels), np.full(101, 30))
     assert len(test) == 4772 - 50 - 101 * 30 and np.bincount(test.labels).min() >= 1
+
+
+def test_16bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    # Pillow's convert("RGB") clips 16-bit values at 255, so this gradient came out ~all white.
+    v16 = np.linspace(0, 65535, 16 * 16).round().astype(np.uint16).reshape(16, 16)
+    path = str(tmp_path / "deep.png")
+    Image.fromarray(v16).save(path)
+    assert Image.open(path).mode == "I;16"
+    arr, _ = load_rgb(path, 16)
+    expected = np.round(v16 / 257)                      # 0 -> 0, 65535 -> 255
+    assert np.abs(arr[..., 0].astype(int) - expected).max() <= 1
+    assert np.array_equal(arr[..., 0], arr[..., 2]) and arr.max() == 255 and arr.min() == 0
+    # big-endian 16-bit TIFF and float TIFF (read as 0..1 intensities)
+    Image.fromarray(v16.astype(">u2")).save(str(tmp_path / "be.tif"))
+    arr, _ = load_rgb(str(tmp_path / "be.tif"), 16)
+    assert np.abs(arr[..., 1].astype(int) - expected).max() <= 1
+    Image.fromarray((v16 / 65535).astype(np.float32)).save(str(tmp_path / "f.tif"))
+    arr, _ = load_rgb(str(tmp_path / "f.tif"), 16)
+    assert np.abs(arr[..., 1].astype(int) - expected).max() <= 1
+
+
+def test_class_with_only_unreadable_files_is_an_error(tmp_path):
+    root = str(tmp_path / "f")
+    make_folders(root)
+    for i in range(2):
+        write_corrupt(os.path.join(root, "train", "plum", f"{i}.jpg"))
+    with pytest.warns(UserWarning, match="plum"), pytest.raises(DataError, match="plum.*unreadable"):
+        load_folder(root, size=12, cache_dir=str(tmp_path / "c"))
+
+
+def test_val_class_with_only_unreadable_files_is_a_warning(tmp_path):
+    root = str(tmp_path / "f")
+    make_folders(root)
+    for name in os.listdir(os.path.join(root, "val", "pear")):
+        write_corrupt(os.path.join(root, "val", "pear", name))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train, val = load_folder(root, size=12, cache_dir=str(tmp_path / "c"))
+    text = "\n".join(str(w.message) for w in caught)
+    assert "val/pear/0.jpg" in text and re.search("pear.*not evaluated", text)
+    assert len(train) == 5 and val.labels.tolist() == [0]
+
+
+def _tmp_files(cache):
+    return [f for f in os.listdir(cache) if ".tmp" in f] if os.path.isdir(cache) else []
+
+
+@pytest.mark.parametrize("where", ["decode", "meta"])
+def test_interrupted_first_decode_leaves_no_temporaries(tmp_path, monkeypatch, where):
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    if where == "decode":                    # Ctrl-C partway through the images
+        calls = []
+
+        def flaky(path, size):
+            calls.append(path)
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return load_rgb(path, size)
+
+        monkeypatch.setattr(dataset, "load_rgb", flaky)
+        with pytest.raises(KeyboardInterrupt):
+            load_folder(root, size=12, cache_dir=cache)
+    else:                                    # disk full while writing the meta file
+        def full(obj, f):
+            f.write("{")
+            raise OSError("No space left on device")
+
+        monkeypatch.setattr(dataset.json, "dump", full)
+        with pytest.raises(OSError, match="No space"):
+            load_folder(root, size=12, cache_dir=cache)
+    assert _tmp_files(cache) == [] and not any(f.endswith(".npy") for f in os.listdir(cache))
+    monkeypatch.undo()
+    train, _ = load_folder(root, size=12, cache_dir=cache)     # a later run builds it properly
+    ref, _ = load_folder(root, size=12, cache_dir=str(tmp_path / "fresh"))
+    np.testing.assert_array_equal(train.images, ref.images)
+    assert _tmp_files(cache) == []
+
+
+def test_stale_temporaries_of_a_dead_process_are_harmless(tmp_path):
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    files = sorted(os.path.join("train", c, f) for c in ("apple", "pear")
+                   for f in os.listdir(os.path.join(root, "train", c)))
+    os.makedirs(cache)
+    stem = dataset.cache_stem(root, "train", 12, files, cache)
+    # garbage under another pid, and under ours (pids are reused, e.g. in containers)
+    for pid in (999999, os.getpid()):
+        for ext in (".npy", ".json"):
+            with open(f"{stem}{ext}.tmp{pid}", "wb") as f:
+                f.write(b"half-written garbage")
+    train, _ = load_folder(root, size=12, cache_dir=cache)
+    ref, _ = load_folder(root, size=12, cache_dir=str(tmp_path / "fresh"))
+    np.testing.assert_array_equal(train.images, ref.images)
+    assert os.path.exists(stem + ".npy")     # the cache the loader used is the one we predicted

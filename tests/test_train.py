@@ -198,7 +198,8 @@ def test_cli_runs_and_reports_bad_input(tmp_path, capsys):
     before = hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest()
     assert train_cli.main(["--out", out, "--resume", "--epochs", "1", "--no-progress"]) == 0
     assert hashlib.sha1(open(os.path.join(out, "last.npz"), "rb").read()).hexdigest() == before
-    assert train_cli.main(["--data", "nosuch:1", "--out", out]) == 1
+    capsys.readouterr()
+    assert train_cli.main(["--data", "nosuch:1", "--out", str(tmp_path / "new")]) == 2
     assert "unknown dataset kind" in capsys.readouterr().err
 
 
@@ -227,8 +228,14 @@ def test_progress_bar_prints_one_line_when_not_a_terminal():
     assert line.count("\n") == 1 and "4/4" in line and "loss 0.625" in line and "100 img/s" in line
 
 
-def test_progress_bar_due_says_when_update_would_redraw():
+@pytest.mark.parametrize("now", [0.0, 5.0, 1.7e9])
+def test_progress_bar_due_says_when_update_would_redraw(monkeypatch, now):
+    """Whatever the clock reads when the bar starts (a machine booted seconds ago, or a wall
+    clock), ``due`` is false until ``every`` seconds have passed since the last draw, true at
+    the last step, and says exactly whether ``update`` redraws."""
     import io
+
+    import tqdm.std
 
     from zfraw.progress import Progress
 
@@ -236,11 +243,21 @@ def test_progress_bar_due_says_when_update_would_redraw():
         def isatty(self):
             return True
 
-    bar = Progress(4, "epoch 1/2", stream=Terminal(), every=3600)
+    clock = [now]
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock[0])
+    bar = Progress(4, "epoch 1/2", stream=Terminal(), every=10)
+    assert "0/4" in bar.stream.getvalue()            # tqdm draws the empty bar at once
+    assert not bar.due(1)
     bar.update(1, loss=1.0)
-    assert "1/4" in bar.stream.getvalue()            # the first update draws
-    assert not bar.due(2)                            # then not again within ``every`` seconds
+    assert "1/4" not in bar.stream.getvalue()        # not due: not drawn
+    clock[0] += 10
+    assert bar.due(2)
     bar.update(2, loss=0.5)
-    assert "2/4" not in bar.stream.getvalue()
-    assert bar.due(4)                                # except for the last step
+    assert "2/4" in bar.stream.getvalue() and "loss 0.5" in bar.stream.getvalue()
+    clock[0] += 1
+    assert not bar.due(3)
+    assert bar.due(4)                                # the last step is always shown
+    bar.update(4, loss=0.25)
+    assert "4/4" in bar.stream.getvalue() and "loss 0.25" in bar.stream.getvalue()
+    bar.close()
     assert not Progress(4, "log", stream=io.StringIO()).due(4)   # a log file: only close() prints

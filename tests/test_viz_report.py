@@ -2,7 +2,6 @@
 import re
 
 import numpy as np
-import pytest
 
 from zfraw.viz.html import HtmlPage
 
@@ -20,20 +19,20 @@ def test_html_page_links_and_escapes(tmp_path):
 
 
 def test_report_on_a_tiny_run(tmp_path):
-    training = pytest.importorskip("zfraw.training")  # lands with the data branch
-    from zfraw.report import main
-    from zfraw.viz.run import epoch_checkpoints, read_metrics
+    from zfraw import training
+    from zfraw.report import build_report, parse_args
+    from zfraw.rundir import RunDir
 
     run = tmp_path / "run"
     cfg = training.TrainConfig(arch="zf-32", width=0.1, data="synthetic:60", epochs=2,
                                batch_size=20, out=str(run), init="he", input_scale=1 / 64,
                                progress=False, prefetch=False)
     training.train(cfg, log=lambda *a: None)
-    assert [e for e, _ in epoch_checkpoints(run)] == [1, 2]
-    assert [r["epoch"] for r in read_metrics(run)] == [1, 2]
-    path = main(["--run", str(run), "--limit", "12", "--maps", "2", "--evolution-images", "8",
+    assert [e for e, _ in RunDir(run).epoch_checkpoints()] == [1, 2]
+    assert [r["epoch"] for r in RunDir(run).read_metrics()] == [1, 2]
+    path = build_report(parse_args(["--run", str(run), "--limit", "12", "--maps", "2", "--evolution-images", "8",
                  "--occlusion-figures", "1", "--occlusion-stats", "3", "--random-draws", "2",
-                 "--occlusion-stride", "8", "--batch-size", "32"])
+                 "--occlusion-stride", "8", "--batch-size", "32"])))
     html = path.read_text()
     for heading in ("Training", "First-layer filters", "Projection rules", "Top-9",
                     "Feature evolution", "Invariance", "Occlusion", "Correspondence"):

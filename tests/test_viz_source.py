@@ -1,4 +1,4 @@
-"""ImageSource: centre crops, mean, scale and box conversion in the data branch's conventions."""
+"""ImageSource: centre crops, mean, scale and box conversion in zfraw.data's conventions."""
 import numpy as np
 import pytest
 
@@ -30,3 +30,19 @@ def test_bad_input():
         ImageSource(np.zeros((2, 8, 8, 3), np.uint8), None, 9, [0, 0])
     with pytest.raises(ValueError, match="labels"):
         ImageSource(np.zeros((2, 8, 8, 3), np.uint8), None, 8, [0])
+
+
+def test_inputs_are_the_evaluation_batches_bit_for_bit():
+    # One evaluation view: the figures must see exactly what training's validation sees.
+    from zfraw.data import BatchLoader, load_spec, mean_image
+
+    train, val = load_spec("synthetic:200", 40, seed=3)
+    mean, crop, scale = mean_image(train.images), 33, 0.015625    # crop < stored size 40
+    loader = BatchLoader(val, mean, crop, 16, scale=scale, prefetch=False)
+    want = np.concatenate([x for x, _ in loader.eval_batches()])
+    src = ImageSource(val.images, mean, crop, val.labels, scale=scale)
+    got = src.inputs(range(len(val)))
+    assert got.dtype == np.float32 and got.shape == (len(val), 3, crop, crop)
+    assert np.array_equal(got, want)
+    assert np.array_equal(np.concatenate([x for _, x in src.batches(7)]), want)
+    assert src.offset == (40 - crop) // 2 == 3

@@ -1,7 +1,13 @@
-"""Training checkpoints: one ``.npz`` holding the weights, the optimizer's velocities, the mean
+"""The checkpoint file: one ``.npz`` holding the weights, the optimizer's velocities, the mean
 image, and a JSON ``meta`` record (config, epoch, step, learning rate, schedule state, running
-sums of the epoch in progress). Written atomically: a temporary file in the same folder, fsync,
-then ``os.replace``, so a run killed while saving leaves the previous checkpoint intact.
+sums of the epoch in progress). Where checkpoints live in a run folder is :mod:`zfraw.rundir`'s
+business; this module only writes and reads one file.
+
+Written atomically: a temporary file in the same folder, fsync, then ``os.replace``, so a run
+killed while saving leaves the previous checkpoint intact; the temporary file is removed on
+every failure (a full disk, an interrupt). Reading checks the whole file (every array is read,
+so the zip's CRC of each is verified) and turns any damage into a :class:`CheckpointError`
+that names the file.
 
 Keys: ``net/<layer>.<param>`` (and dropout counters, from ``net.state_dict()``),
 ``velocity/<layer>.<param>``, ``mean`` float32 (S, S, 3), ``meta`` (a JSON string).
@@ -10,10 +16,24 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 
 import numpy as np
 
 FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, damaged or of another format; the message names it."""
+
+
+def remove_quietly(path: str) -> None:
+    """Remove ``path`` if it exists (cleanup on a failure path must not raise a second error)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def save_checkpoint(path: str, net, opt, mean: np.ndarray, meta: dict) -> None:
@@ -25,22 +45,36 @@ def save_checkpoint(path: str, net, opt, mean: np.ndarray, meta: dict) -> None:
     record = dict(meta, format=FORMAT, opt={k: opt_state[k] for k in ("lr", "momentum", "weight_decay")})
     arrays["meta"] = np.array(json.dumps(record))
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+
+
+# What a damaged .npz raises while it is opened or read: a cut or overwritten zip (BadZipFile,
+# EOFError, OSError), a wrong CRC (BadZipFile), bad compressed data (zlib.error), a mangled
+# array header or meta record (ValueError, KeyError, JSONDecodeError is a ValueError).
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
 def load_checkpoint(path: str) -> dict:
-    """Read a checkpoint: {'net': state dict, 'opt': SGD state dict, 'mean': array, 'meta': dict}."""
+    """Read a checkpoint: {'net': state dict, 'opt': SGD state dict, 'mean': array, 'meta': dict}.
+    Raises :class:`CheckpointError` naming ``path`` when it is missing, damaged or not ours."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    with np.load(path, allow_pickle=False) as z:
-        meta = json.loads(str(z["meta"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path}: checkpoint format {meta.get('format')} is not {FORMAT}")
-        net = {k[4:]: z[k] for k in z.files if k.startswith("net/")}
-        velocity = {k[9:]: z[k] for k in z.files if k.startswith("velocity/")}
-        mean = z["mean"]
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            net = {k[4:]: z[k] for k in z.files if k.startswith("net/")}
+            velocity = {k[9:]: z[k] for k in z.files if k.startswith("velocity/")}
+            mean = z["mean"]
+    except _DAMAGE as e:
+        raise CheckpointError(f"{path} is damaged ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "opt" not in meta:
+        raise CheckpointError(f"{path}: not a zfraw checkpoint of format {FORMAT}")
     return {"net": net, "opt": dict(meta["opt"], velocity=velocity), "mean": mean, "meta": meta}

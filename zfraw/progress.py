@@ -1,56 +1,67 @@
-"""A small progress bar for training epochs (no dependency): one line, rewritten in place on a
-terminal, printed once at the end otherwise (so logs stay readable)."""
+"""The progress line of a training epoch, drawn by tqdm.
+
+On a terminal tqdm redraws one line in place, at most every ``every`` seconds. Into a log file
+(not a terminal) nothing is drawn while the epoch runs and one line is written at the end, in
+tqdm's format, so logs stay readable.
+
+What this wrapper adds to tqdm is :meth:`Progress.due`: the training loop reads the running
+loss from the device (a GPU read waits for all queued work) only when the line is about to be
+redrawn. ``due`` asks tqdm's own clock and last-draw time, so it says exactly what tqdm's next
+``update`` will do; it never compares against a fixed origin such as the time since boot.
+"""
 from __future__ import annotations
 
 import sys
 import time
 
+from tqdm import tqdm
 
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+def _postfix(metrics: dict) -> str:
+    """'loss 2.303  acc 0.1  1200 img/s' (``ips`` is images per second)."""
+    return "  ".join(f"{v:.0f} img/s" if k == "ips" else f"{k} {v:.4g}" for k, v in metrics.items())
 
 
 class Progress:
     """``bar = Progress(total, 'epoch 3/10')``; ``bar.update(step, loss=..., acc=..., ips=...)``
     after a step (every step, or only when ``bar.due(step)``); ``bar.close()`` at the end, which
-    prints the last update's line. ``ips`` is shown as images/s."""
+    shows the last update's values."""
 
-    def __init__(self, total: int, desc: str, stream=None, width: int = 24, every: float = 0.2):
-        self.total, self.desc, self.width, self.every = total, desc, width, every
+    def __init__(self, total: int, desc: str, stream=None, every: float = 0.2):
+        self.total, self.desc, self.every = total, desc, every
         self.stream = stream if stream is not None else sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.start = time.perf_counter()
-        self.last_draw = 0.0
-        self.line = ""
-
-    def _render(self, step: int, metrics: dict) -> str:
-        frac = step / self.total if self.total else 1.0
-        filled = int(frac * self.width)
-        elapsed = time.perf_counter() - self.start
-        eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        parts = [f"{self.desc} [{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total}"]
-        for key, value in metrics.items():
-            parts.append(f"{key} {value:.0f} img/s" if key == "ips" else f"{key} {value:.4g}")
-        parts.append(f"{_clock(elapsed)}<{_clock(eta)}")
-        return "  ".join(parts)
+        self.step, self.metrics = 0, {}
+        self.start = time.monotonic()
+        self.bar = None
+        if self.live:
+            self.bar = tqdm(total=total, desc=desc, file=self.stream, mininterval=every,
+                            miniters=1, unit="step", dynamic_ncols=True, leave=True)
 
     def due(self, step: int) -> bool:
         """Whether ``update(step, ...)`` would redraw the line now: a caller whose metrics cost a
-        device read can skip the read (and the update) when it would not be shown."""
-        return self.live and (time.perf_counter() - self.last_draw >= self.every
-                              or step == self.total)
+        device read can skip the read (and the update) when they would not be shown."""
+        if self.bar is None:
+            return False
+        return step >= self.total or self.bar._time() - self.bar.last_print_t >= self.bar.mininterval
 
     def update(self, step: int, **metrics) -> None:
-        """Record the line for ``step``; redraw it when :meth:`due` (at most every ``every`` s)."""
-        self.line = self._render(step, metrics)
-        if self.due(step):
-            self.stream.write("\r" + self.line + "\x1b[K")
-            self.stream.flush()
-            self.last_draw = time.perf_counter()
+        """Record ``step`` and its metrics; redraw the line when :meth:`due`."""
+        self.step, self.metrics = step, metrics
+        if self.bar is None:
+            return
+        last = step >= self.total
+        self.bar.set_postfix_str(_postfix(metrics), refresh=False)
+        self.bar.update(step - self.bar.n)   # tqdm redraws when its interval has passed...
+        if last:
+            self.bar.refresh()               # ...and the final step is always shown
 
     def close(self) -> None:
-        if self.line:
-            self.stream.write(("\r" + self.line + "\x1b[K\n") if self.live else self.line + "\n")
+        """End the line (a terminal keeps it; a log gets its one line now)."""
+        if self.bar is not None:
+            self.bar.close()
+        elif self.step:
+            line = tqdm.format_meter(self.step, self.total, time.monotonic() - self.start,
+                                     prefix=self.desc, unit="step", postfix=_postfix(self.metrics))
+            self.stream.write(line + "\n")
             self.stream.flush()

@@ -29,8 +29,9 @@ from .viz.images import (DISPLAY_PERCENTILE, hstack, save_png, scale_to_uint8, s
 from .viz.invariance import invariance_curves
 from .viz.occlusion import drop_share_in_box, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
-from .viz.run import (epoch_checkpoints, final_checkpoint, load_net, load_source, read_config,
-                      read_metrics, snapshots)
+from .data import DataError
+from .rundir import RunDir
+from .viz.run import load_source
 from .viz.top9 import collect_topk, map_panel, project_topk, top9_figure
 
 
@@ -53,7 +54,7 @@ def conv_relus(net):
 # -- sections --------------------------------------------------------------------------------
 def section_training(page, out, run, net):
     page.heading("Training")
-    records = read_metrics(run)
+    records = run.read_metrics()
     if records:
         page.image(plots.training_curves(records, out / "training.png"),
                    "metrics.jsonl per epoch (loss, top-1/top-5, learning rate, speed)")
@@ -145,7 +146,7 @@ def section_top9(page, out, net, source, args):
 
 def section_evolution(page, out, run, config, net, source, args):
     page.heading("Feature evolution during training (Fig. 4)")
-    if not epoch_checkpoints(run):
+    if not run.epoch_checkpoints():
         page.text("No epoch-NNN.npz checkpoints in this run.")
         return
     sub = min(args.evolution_images, len(source))
@@ -153,7 +154,7 @@ def section_evolution(page, out, run, config, net, source, args):
         # The maps to follow: the final net's strongest on these images.
         best = collect_topk(net, source, [layer], k=1, limit=sub, desc="")[layer]
         maps = [int(m) for m in np.argsort(-best.values[:, 0])[:args.evolution_maps]]
-        evo = feature_evolution(snapshots(run, config, args.device), source, layer, maps,
+        evo = feature_evolution(run.snapshots(args.device, config), source, layer, maps,
                                 batch_size=args.batch_size, limit=sub)
         epochs = [e for e, _ in evo]
         page.image(save_png(evolution_figure(evo, maps), out / f"evolution_{layer}.png"),
@@ -271,6 +272,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", required=True, help="training run folder (config.json, checkpoints)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint to report on (default: the "
+                   "run's newest, last.npz)")
     p.add_argument("--data", default=None, help="dataset spec (default: the run's)")
     p.add_argument("--out", default=None, help="report folder (default RUN/report)")
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
@@ -301,6 +304,7 @@ def parse_args(argv=None):
     p.add_argument("--random-draws", type=int, default=5)
     p.add_argument("--skip", nargs="*", default=[], choices=SECTIONS,
                    help="sections to leave out")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p.parse_args(argv)
 
 
@@ -308,34 +312,70 @@ SECTIONS = ("filters", "rules", "top9", "evolution", "invariance", "occlusion",
             "correspondence")
 
 
-def main(argv=None) -> Path:
-    args = parse_args(argv)
+def check_args(args, net) -> None:
+    """Refuse, before any work, options that no section could honour (ValueError, one line)."""
+    for name in ("limit", "batch_size", "maps", "evolution_maps", "evolution_images",
+                 "invariance_images", "random_draws"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
+                             f"{getattr(args, name)}")
+    for name in ("occlusion_figures", "occlusion_stats", "correspondence_classes"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+    for name in ("occlusion_size", "occlusion_stride", "occlusion_stats_stride"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= net.input_shape[1]:
+            raise ValueError(f"--{name.replace('_', '-')} must be in 1..{net.input_shape[1]} "
+                             f"(the net's input side), got {value}")
+    have = [layer.name for layer in net.layers]
+    layers = {"--top9-layers": args.top9_layers or [], "--evolution-layers": args.evolution_layers,
+              "--rules-layer": [args.rules_layer], "--occlusion-layer": [args.occlusion_layer],
+              "--all-maps": [args.all_maps] if args.all_maps else []}
+    for option, names in layers.items():
+        unknown = [n for n in names if n not in have]
+        if unknown:
+            raise ValueError(f"{option}: no layer {', '.join(unknown)} in this {net.arch}; its "
+                             f"layers are {', '.join(have)}")
+    if args.all_maps and args.top9_layers is not None and args.all_maps not in args.top9_layers:
+        raise ValueError(f"--all-maps {args.all_maps} is not among --top9-layers")
+    if args.top9_layers == []:
+        raise ValueError("--top9-layers needs at least one layer name")
+
+
+def build_report(args) -> Path:
+    """Write the report for ``args`` (parsed options); returns the page's path. Raises
+    ValueError (RunError, DataError) for a bad run or option."""
     host.keep_freed_memory()  # top-9 and occlusion run many same-sized batches
-    run = Path(args.run)
-    config = read_config(run)
-    net, ckpt = load_net(config, final_checkpoint(run), args.device)
+    run = RunDir(args.run)
+    config = run.read_config()
+    net, ckpt, ckpt_path = run.load_net(args.checkpoint, args.device, config)
+    check_args(args, net)
     crop = net.input_shape[1]
-    source = load_source(config, ckpt["mean"], crop, args.data, args.limit)
-    out = Path(args.out) if args.out else run / "report"
+    source = load_source(config, ckpt["mean"], crop, args.data, args.limit,
+                         classes=ckpt["meta"].get("classes"))
+    out = Path(args.out) if args.out else run.report_path
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    page = HtmlPage(f"zfraw report: {run.name} ({config['arch']}, width {config.get('width', 1)})")
-    page.text(f"Run {run.resolve()}; checkpoint {final_checkpoint(run).name}; "
+    page = HtmlPage(f"zfraw report: {run.path.name} ({config['arch']}, width "
+                    f"{config.get('width', 1)})")
+    page.text(f"Run {run.path.resolve()}; checkpoint {ckpt_path.name}; "
               f"{len(source)} validation images of {args.data or config.get('data')}.")
     section_training(page, out, run, net)
     other = None
     if args.compare:
-        oc = read_config(args.compare)
-        other_net = load_net(oc, final_checkpoint(args.compare), args.device)[0]
+        other_run = RunDir(args.compare)
+        oc = other_run.read_config()
+        other_net = other_run.load_net(None, args.device, oc)[0]
         if other_net.input_shape != net.input_shape or \
                 oc.get("input_scale", 1.0) != config.get("input_scale", 1.0):
-            raise SystemExit(f"--compare: {args.compare} takes {other_net.input_shape} inputs "
+            raise ValueError(f"--compare: {args.compare} takes {other_net.input_shape} inputs "
                              f"scaled by {oc.get('input_scale', 1.0)}, this run "
                              f"{net.input_shape} by {config.get('input_scale', 1.0)}; compare "
                              "runs with the same input size and scale")
-        other = (other_net, f"{Path(args.compare).name} ({oc['arch']})")
+        other = (other_net, f"{other_run.path.name} ({oc['arch']})")
     steps = [("filters", lambda: section_filters(page, out, net, source, args, other)),
-             ("rules", lambda: [section_rules(page, out, net, source, layer)
-                                for layer in present(net, [args.rules_layer])]),
+             ("rules", lambda: section_rules(page, out, net, source, args.rules_layer)),
              ("top9", lambda: section_top9(page, out, net, source, args)),
              ("evolution", lambda: section_evolution(page, out, run, config, net, source, args)),
              ("invariance", lambda: section_invariance(page, out, net, source, args)),
@@ -353,5 +393,23 @@ def main(argv=None) -> Path:
     return path
 
 
+def main(argv=None) -> int:
+    """The command line: 0 when the report is written; 2 with a one-line error (no traceback,
+    unless --debug) for a bad run folder, checkpoint, dataset or option; 130 on Ctrl-C."""
+    args = parse_args(argv)
+    try:
+        build_report(args)
+    except KeyboardInterrupt:
+        log("report: stopped by Ctrl-C")
+        return 130
+    except (ValueError, DataError) as e:     # RunError, CheckpointError and DataError included
+        if args.debug:
+            import traceback
+            traceback.print_exception(e)
+        log(f"error: {e}")
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

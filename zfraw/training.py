@@ -1,13 +1,8 @@
 """The training loop behind ``train.py``: SGD with momentum, the paper's filter renormalization
-after every step, validation top-1/top-5 each epoch, metrics and checkpoints in a run folder.
+after every step, validation top-1/top-5 each epoch, metrics and checkpoints in a run folder
+(:mod:`zfraw.rundir` owns its layout, its lock and the refusals that keep a run from being lost).
 
-Run folder (``config.out``):
-    config.json          the configuration
-    metrics.jsonl        one JSON line per finished epoch
-    mean.npy             the training set's per-pixel mean image, float32 (S, S, 3)
-    last.npz             the latest checkpoint (epoch end, or mid-epoch after Ctrl-C)
-    epoch-NNN.npz        kept for the epochs of the paper's Fig. 4 (1, 2, 5, 10, 20, 30, 40, 64)
-                         and the final epoch of the run
+The step itself, :func:`train_step`, is the one the step benchmark times.
 
 Exact resume: an epoch's batches (order, crops, flips) are a function of (seed, epoch) alone
 (:class:`zfraw.data.BatchLoader`) and the dropout masks of the layers' call counters, which the
@@ -18,9 +13,7 @@ the weights an uninterrupted run gets (on the same machine and impl).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import signal
 import threading
 import time
@@ -29,15 +22,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend, host, ops
-from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchLoader, load_spec, mean_image, mean_per_class_accuracy
 from .layers import Dropout
-from .nets import build, get_spec
+from .nets import ARCHS, build, get_spec
 from .ops import registry
-from .optim import SGD, ReduceLROnPlateau, StepLR, renormalize_filters
+from .ops.elementwise import check_dropout_p
+from .optim import SCHEMES, SGD, ReduceLROnPlateau, StepLR, renormalize_filters
 from .progress import Progress
+from .rundir import FIG4_EPOCHS, RunDir, RunError, stored_size
 
-FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
+__all__ = ["FIG4_EPOCHS", "HardStop", "RunError", "TrainConfig", "TrainingDiverged",
+           "check_config", "evaluate", "resume_config", "train", "train_step"]
+
 SCHEDULES = ("step", "plateau", "none")
 # Steps between host reads of the running loss when no progress bar asks for one sooner. A read
 # waits for all the work queued on the GPU, so reading every step would stall the host behind the
@@ -50,9 +46,10 @@ class TrainConfig:
     """Everything that defines a run. ``resize`` is the stored image side S (None: 256 for a
     224 net, else crop + crop // 8, e.g. 72 for 64); ``lr_step`` the StepLR period in epochs
     (None: a third of the run); ``input_scale`` multiplies the mean-subtracted pixels (1: the
-    paper's raw 0..255 range; 1/64 gives inputs of about unit scale, which 'he' init wants); ``dropout`` overrides the
-    architecture's dropout probability (None keeps the paper's 0.5; 0 trains small demo nets
-    several times faster)."""
+    paper's raw 0..255 range; 1/64 gives inputs of about unit scale, which 'he' init wants);
+    ``dropout`` overrides the architecture's dropout probability (None keeps the paper's 0.5;
+    0 trains small demo nets several times faster); ``renorm_radius`` is the paper's filter
+    RMS limit (0: no renormalization, as in the paper's Fig. 6(a))."""
 
     arch: str = "zf-32"
     data: str = "synthetic"
@@ -80,6 +77,77 @@ class TrainConfig:
     progress: bool = True
 
 
+# What a resume may do with each setting. FIXED ones define the run (the net, the data, the
+# batches, the function being learned): a resume that asks for another value is refused.
+# CHANGEABLE ones may move between sessions: the new value is applied and said. SESSION ones
+# only concern this process (where output goes, how data is read) and are taken silently.
+FIXED = ("arch", "width", "data", "resize", "seed", "init", "batch_size", "input_scale",
+         "dropout", "momentum", "weight_decay", "renorm_radius")
+CHANGEABLE = ("epochs", "lr", "schedule", "lr_step", "impl", "device", "ten_crop")
+SESSION = ("out", "cache_dir", "on_error", "prefetch", "progress")
+assert set(FIXED + CHANGEABLE + SESSION) == {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError, with a one-line message naming the setting, for a value no run can use."""
+    def need(ok, message):
+        if not ok:
+            raise ValueError(message)
+
+    need(cfg.arch in ARCHS, f"unknown architecture {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    need(isinstance(cfg.epochs, int) and cfg.epochs >= 1,
+         f"--epochs must be a positive number of epochs, got {cfg.epochs}")
+    need(cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}")
+    need(math.isfinite(cfg.lr) and cfg.lr > 0, f"--lr must be a positive number, got {cfg.lr}")
+    need(0 <= cfg.momentum < 1, f"--momentum must be in [0, 1), got {cfg.momentum}")
+    need(cfg.weight_decay >= 0, f"--weight-decay must be >= 0, got {cfg.weight_decay}")
+    need(cfg.schedule in SCHEDULES, f"unknown schedule {cfg.schedule!r}; choose one of "
+         f"{', '.join(SCHEDULES)}")
+    need(cfg.lr_step is None or cfg.lr_step >= 1, f"--lr-step must be >= 1, got {cfg.lr_step}")
+    need(cfg.init in SCHEMES, f"unknown --init {cfg.init!r}; choose one of {', '.join(SCHEMES)}")
+    need(math.isfinite(cfg.width) and cfg.width > 0, f"--width must be positive, got {cfg.width}")
+    need(math.isfinite(cfg.input_scale) and cfg.input_scale > 0,
+         f"--input-scale must be positive, got {cfg.input_scale}")
+    need(cfg.renorm_radius >= 0, f"--renorm-radius must be >= 0, got {cfg.renorm_radius}")
+    need(cfg.on_error in ("warn", "raise"), f"--on-error must be warn or raise, got {cfg.on_error!r}")
+    need(cfg.impl is None or cfg.impl in registry.IMPLS,
+         f"unknown --impl {cfg.impl!r}; choose one of {', '.join(registry.IMPLS)}")
+    if cfg.dropout is not None:
+        try:
+            check_dropout_p(cfg.dropout)
+        except ValueError:
+            raise ValueError(f"--dropout must be in [0, 1), got {cfg.dropout}") from None
+    need(cfg.device in backend.DEVICES,
+         f"unknown --device {cfg.device!r}; choose one of {', '.join(backend.DEVICES)}")
+    try:
+        backend.check_device(cfg.device)
+    except RuntimeError as e:            # no usable GPU: a setting this machine cannot honour
+        raise ValueError(str(e)) from None
+    crop = get_spec(cfg.arch)["input"][1]
+    need(cfg.resize is None or cfg.resize >= crop,
+         f"--resize {cfg.resize} is smaller than {cfg.arch}'s {crop}px input")
+
+
+def resume_config(saved: dict, asked: dict) -> tuple[TrainConfig, list]:
+    """The configuration a resumed run continues with: the run's ``saved`` config, with the
+    settings the user ``asked`` for (field -> value) applied where a resume may change them.
+    Returns (config, one line per changed setting). Raises :class:`RunError` listing every
+    fixed setting asked with another value than the run's. An asked value of None means "not
+    given" (None is the default of every setting that has one)."""
+    asked = {k: v for k, v in asked.items() if v is not None}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    base = TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    clashes = [f"--{k.replace('_', '-')} {asked[k]} (the run has {getattr(base, k)})"
+               for k in FIXED if k in asked and asked[k] != getattr(base, k)]
+    if clashes:
+        raise RunError(f"{base.out}: cannot resume with {'; '.join(clashes)}: these define the "
+                       "run; drop them to continue it, or train into a new --out")
+    changes = {k: asked[k] for k in CHANGEABLE + SESSION if k in asked}
+    notes = [f"{k}: {getattr(base, k)} -> {v} (changed on resume)" for k, v in changes.items()
+             if k in CHANGEABLE and v != getattr(base, k)]
+    return dataclasses.replace(base, **changes), notes
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)   # flushed: a log file shows each epoch as it ends
 
@@ -89,13 +157,18 @@ class TrainingDiverged(RuntimeError):
 
 
 def _diverged(loss: float, epoch: int, first: int, last: int, lr: float,
-              last_path: str) -> TrainingDiverged:
+              run: RunDir) -> TrainingDiverged:
     """The error for a non-finite running loss read after step ``last`` of (1-based) ``epoch``;
     the steps since the previous read, ``first``..``last``, are where it happened."""
     where = f"at step {last}" if first == last else f"between step {first} and step {last}"
-    return TrainingDiverged(
-        f"loss became {loss} {where} of epoch {epoch} (lr {lr:g}); stopped. The last good "
-        f"checkpoint, {last_path}, is unchanged; try a lower --lr or --init he")
+    if run.last_path.is_file():
+        kept = (f"The last good checkpoint, {run.last_path}, is unchanged; try a lower --lr or "
+                "--init he, with --resume to continue from it")
+    else:
+        kept = ("No checkpoint had been written yet (the first epoch did not finish), so there "
+                "is nothing to resume; start again with a lower --lr or --init he")
+    return TrainingDiverged(f"loss became {loss} {where} of epoch {epoch} (lr {lr:g}); "
+                            f"stopped. {kept}")
 
 
 def _read_sums(acc) -> tuple[float, int]:
@@ -141,19 +214,27 @@ class _RunningSums:
         return self.host
 
 
-def stored_size(crop: int) -> int:
-    """Default stored side S for net input ``crop``: 256 for 224 (the paper), else crop*9/8."""
-    return 256 if crop == 224 else crop + crop // 8
+def train_step(net, opt, x, labels, renorm_radius: float = 0.1):
+    """One SGD step: forward, softmax cross-entropy, backward, update, the paper's filter
+    renormalization (skipped when ``renorm_radius`` is 0). x: (N, C, H, W) and labels (N,) on
+    the net's device. Returns (loss: 0-d, probs: (N, classes)), still on the device: nothing is
+    read back to the host, so a GPU step only queues work."""
+    loss, probs = ops.softmax_xent(net.forward(x), labels)
+    # Training never uses the image's gradient (neither does PyTorch's), so the walk stops at
+    # the lowest layer with parameters.
+    net.backward(ops.softmax_xent_bwd(probs, labels), input_grad=False)
+    opt.step()
+    if renorm_radius > 0:
+        renormalize_filters(net, renorm_radius)
+    return loss, probs
 
 
 def _make_schedule(cfg: TrainConfig, opt):
     if cfg.schedule == "step":
-        return StepLR(opt, cfg.lr_step or max(1, cfg.epochs // 3), 0.1)
+        return StepLR(opt, cfg.lr_step or max(1, cfg.epochs // 3), 0.1)   # (None: older runs)
     if cfg.schedule == "plateau":
         return ReduceLROnPlateau(opt, factor=0.1, patience=2)
-    if cfg.schedule == "none":
-        return None
-    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    return None
 
 
 def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambda: False):
@@ -162,17 +243,21 @@ def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambd
     net.eval()
     xp = backend.xp_for(device)
     probs_all, labels_all = [], []   # probabilities stay on the device: one copy at the end
-    for x, y in loader.eval_batches(ten=ten):
-        if should_stop():
-            return None
-        views = x if ten else x[None]
-        probs = 0.0
-        for v in views:
-            _, p = ops.softmax_xent(net.forward(backend.to_device(v, device)),
-                                    backend.to_device(y, device))
-            probs = probs + p
-        probs_all.append(probs / len(views))
-        labels_all.append(y)
+    batches = loader.eval_batches(ten=ten)
+    try:
+        for x, y in batches:
+            if should_stop():
+                return None
+            views = x if ten else x[None]
+            probs = 0.0
+            for v in views:
+                _, p = ops.softmax_xent(net.forward(backend.to_device(v, device)),
+                                        backend.to_device(y, device))
+                probs = probs + p
+            probs_all.append(probs / len(views))
+            labels_all.append(y)
+    finally:
+        batches.close()  # here, not at garbage collection, where a Ctrl-C would be swallowed
     probs, labels = backend.to_host(xp.concatenate(probs_all)), np.concatenate(labels_all)
     top5 = np.argsort(-probs, axis=1)[:, :5]
     pred = top5[:, 0]
@@ -190,10 +275,15 @@ class HardStop(KeyboardInterrupt):
 
 class _StopFlag:
     """Ctrl-C asks to stop at the next step boundary (a weight update is never cut in half);
-    a second Ctrl-C raises :class:`HardStop` at once, which the loop does not save on."""
+    a second Ctrl-C raises :class:`HardStop` at once, which the loop does not save on.
+
+    ``hard`` stays set after the second Ctrl-C: the exception can be raised where Python cannot
+    pass it on (inside a generator being closed, a finalizer), and the loop checks the flag
+    before it saves, so such a Ctrl-C still stops the run without saving."""
 
     def __init__(self):
         self.requested = False
+        self.hard = False
         self.saved = None
 
     def __enter__(self):
@@ -203,86 +293,106 @@ class _StopFlag:
 
     def _handle(self, signum, frame):
         if self.requested:
+            self.hard = True
             raise HardStop
         self.requested = True
+
+    def check_hard(self) -> None:
+        """Raise :class:`HardStop` if a second Ctrl-C came, wherever it was raised."""
+        if self.hard:
+            raise HardStop
 
     def __exit__(self, *exc):
         if self.saved is not None:
             signal.signal(signal.SIGINT, self.saved)
 
 
-def _keep_fig4(path_last: str, out: str, epoch: int, last_epoch: int) -> None:
-    """Keep a copy of the epoch-end checkpoint for the paper's Fig. 4 epochs and the final one."""
-    if epoch in FIG4_EPOCHS or epoch == last_epoch:
-        dst = os.path.join(out, f"epoch-{epoch:03d}.npz")
-        tmp = dst + ".tmp"
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        os.link(path_last, tmp)          # a hard link: no copy; os.replace of last keeps it
-        os.replace(tmp, dst)
+def train(cfg: TrainConfig, resume: bool = False, *, asked: dict | None = None,
+          overwrite: bool = False, resume_from=None, step_hook=None, log=_print) -> dict:
+    """Train per ``cfg`` into the run folder ``cfg.out``.
+
+    A new run (``resume`` false) is refused when ``cfg.out`` already holds one, unless
+    ``overwrite`` (the old run's files are removed first). With ``resume``, the run continues
+    from its newest checkpoint (or ``resume_from``) with the run's own config; ``asked`` holds
+    the settings the user gave (field -> value; default: every field of ``cfg``), checked by
+    :func:`resume_config`. Only one training writes a folder at a time.
+
+    ``step_hook(epoch, step, net)`` is called after every finished step (tests use it to
+    interrupt a run). Returns {'status': 'done' | 'interrupted', 'epoch', 'step', 'metrics':
+    the last epoch's metrics or None}. Raises :class:`TrainingDiverged` on a NaN/inf loss,
+    :class:`RunError` for a refused run folder, ValueError for a bad setting."""
+    check_config(cfg)
+    run = RunDir(cfg.out)
+    if (resume or resume_from is not None) and not run.path.is_dir():
+        raise RunError(f"{run.path}: no such run folder to resume")
+    with run.lock():
+        ckpt = None
+        if resume or resume_from is not None:
+            if resume_from is None and not run.has_checkpoint():
+                raise RunError(f"{run.path} has no checkpoint to resume"
+                               + (" (its first epoch never finished); start it over without "
+                                  "--resume" if run.is_run() else ""))
+            ckpt, path = run.load(resume_from)
+            asked = dataclasses.asdict(cfg) if asked is None else dict(asked, out=cfg.out)
+            cfg, notes = resume_config(ckpt["meta"]["config"], asked)
+            check_config(cfg)
+            done = ckpt["meta"]["epoch"]
+            if cfg.epochs < done:
+                raise RunError(f"{path} is at epoch {done}; --epochs {cfg.epochs} would undo "
+                               f"work: give --epochs {done + 1} or more to continue it")
+            for note in notes:
+                log(note)
+            if cfg.epochs == done and ckpt["meta"]["step"] == 0:
+                log(f"{run.path} already finished its {done} epochs; nothing to do "
+                    "(raise --epochs to train on)")
+                return {"status": "done", "epoch": done, "step": 0, "metrics": None}
+        else:
+            if cfg.schedule == "step" and cfg.lr_step is None:
+                # fixed now, so that extending the run with --epochs keeps the decay's period
+                cfg = dataclasses.replace(cfg, lr_step=max(1, cfg.epochs // 3))
+            removed = run.start_new(overwrite)
+            if removed:
+                log(f"{run.path}: removed {len(removed)} file(s) of the previous run")
+        host.keep_freed_memory()  # each step's large arrays reuse the last step's pages
+        try:
+            with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
+                return _run(cfg, run, ckpt, step_hook, log)
+        finally:
+            run.remove_temporaries()
 
 
-def _trim_metrics(path: str, epochs_done: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (a kill between the two writes)."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        lines = [ln for ln in f if ln.strip() and json.loads(ln)["epoch"] <= epochs_done]
-    with open(path, "w") as f:
-        f.writelines(lines)
-
-
-def train(cfg: TrainConfig, resume: bool = False, step_hook=None, log=_print) -> dict:
-    """Train per ``cfg``; with ``resume``, continue from ``cfg.out/last.npz`` (its config wins,
-    except epochs, device, impl, prefetch, progress). ``step_hook(epoch, step, net)`` is called
-    after every finished step (tests use it to interrupt a run). Returns {'status': 'done' |
-    'interrupted', 'epoch', 'step', 'metrics': last epoch's metrics or None}.
-    Raises :class:`TrainingDiverged` on a NaN/inf loss."""
-    last_path = os.path.join(cfg.out, "last.npz")
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(last_path)
-        keep = {k: getattr(cfg, k) for k in ("epochs", "device", "impl", "prefetch", "progress", "out")}
-        cfg = TrainConfig(**dict(ckpt["meta"]["config"], **keep))
-    backend.check_device(cfg.device)
-    host.keep_freed_memory()  # each step's large arrays reuse the last step's pages
-    with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
-        return _run(cfg, ckpt, last_path, step_hook, log)
-
-
-def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
-    """The body of :func:`train`, with the impl selected and the checkpoint (or None) read."""
-    os.makedirs(cfg.out, exist_ok=True)
-
+def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
+    """The body of :func:`train`, with the folder locked, the impl selected and the checkpoint
+    (or None) read."""
     crop = get_spec(cfg.arch)["input"][1]
     size = cfg.resize or stored_size(crop)
     train_set, val_set = load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error)
+    if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
+        raise RunError(f"{cfg.data} now has classes other than the run's "
+                       f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
+                       "changed on disk: train into a new --out")
     net = build(cfg.arch, train_set.num_classes, seed=cfg.seed, init=cfg.init, width=cfg.width)
     if cfg.dropout is not None:
-        if not 0.0 <= cfg.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
         for layer in net.layers:
             if isinstance(layer, Dropout):
-                layer.p = cfg.dropout
+                layer.p = cfg.dropout       # checked by check_config (check_dropout_p)
     net.to(cfg.device)  # before the optimizer state is loaded: velocities go where the weights are
     opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = _make_schedule(cfg, opt)
     if ckpt is None:
         mean = mean_image(train_set.images)
         epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-        with open(os.path.join(cfg.out, "config.json"), "w") as f:
-            json.dump(dataclasses.asdict(cfg), f, indent=1)
-        open(os.path.join(cfg.out, "metrics.jsonl"), "w").close()
+        run.clear_metrics()
     else:
+        m = ckpt["meta"]
         net.load_state_dict(ckpt["net"])
         opt.load_state_dict(ckpt["opt"])
-        if sched is not None:
-            sched.load_state_dict(ckpt["meta"]["schedule"])
+        _restore_schedule(cfg, m["config"], opt, sched, m.get("schedule"))
         mean = ckpt["mean"]
-        m = ckpt["meta"]
         epoch, step, sums = m["epoch"], m["step"], m["sums"]
-        _trim_metrics(os.path.join(cfg.out, "metrics.jsonl"), epoch)
-    np.save(os.path.join(cfg.out, "mean.npy"), mean)
+        run.trim_metrics(epoch)
+    run.write_config(dataclasses.asdict(cfg))
+    run.save_mean(mean)
 
     train_loader = BatchLoader(train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch,
                                cfg.input_scale)
@@ -298,65 +408,70 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
         meta = {"config": dataclasses.asdict(cfg), "epoch": ep, "step": st, "sums": sums,
                 "schedule": sched.state_dict() if sched is not None else None,
                 "classes": train_set.classes}
-        save_checkpoint(last_path, net, opt, mean, meta)
+        run.save(net, opt, mean, meta)
 
     def sync(step):
         """A sync point: read the running sums, stop on a non-finite loss, show them on the bar.
         A NaN in any step makes the summed loss NaN, so checking the sum covers every step."""
-        if run.synced_step == step:
+        if sums_now.synced_step == step:
             return                        # nothing new since the last read
-        first = run.synced_step + 1
-        s = run.sync(step)
+        first = sums_now.synced_step + 1
+        s = sums_now.sync(step)
         if not math.isfinite(s["loss"]):
-            raise _diverged(s["loss"], epoch + 1, first, step, opt.lr, last_path)
+            raise _diverged(s["loss"], epoch + 1, first, step, opt.lr, run)
         if bar:
             bar.update(step, loss=s["loss"] / s["seen"], acc=s["correct"] / s["seen"],
                        ips=s["seen"] / max(1e-9, s["time"]))
 
     metrics = None
-    with _StopFlag() as stop:
+    # A diverging step overflows and spreads NaN through every later op; NumPy would warn at
+    # each of them. The loss check at the next sync point reports it once, with where it
+    # happened, so the warnings add nothing.
+    with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         while epoch < cfg.epochs:
             net.train()
             bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}") if cfg.progress else None
-            run = _RunningSums(sums, cfg.device, step)
+            sums_now = _RunningSums(sums, cfg.device, step)
+            batches = train_loader.train_batches(epoch, start_step=step)
             try:
                 try:
                     # A step only queues device work: nothing is read back on the host (on a GPU
                     # a read would wait for the step) except at the sync points below. The hook
                     # gets no sums, so it needs none.
-                    for x, y in train_loader.train_batches(epoch, start_step=step):
+                    for x, y in batches:
                         if stop.requested:
                             break
                         yd = backend.to_device(y, cfg.device)
-                        loss, probs = ops.softmax_xent(
-                            net.forward(backend.to_device(x, cfg.device)), yd)
-                        net.backward(ops.softmax_xent_bwd(probs, yd), input_grad=False)
-                        opt.step()
-                        renormalize_filters(net, cfg.renorm_radius)
+                        loss, probs = train_step(net, opt, backend.to_device(x, cfg.device), yd,
+                                                 cfg.renorm_radius)
                         step += 1
-                        run.add(loss, probs, yd)
-                        if step - run.synced_step >= SYNC_EVERY or (bar and bar.due(step)):
+                        sums_now.add(loss, probs, yd)
+                        if step - sums_now.synced_step >= SYNC_EVERY or (bar and bar.due(step)):
                             sync(step)
                         if step_hook is not None:
                             step_hook(epoch, step, net)
+                    batches.close()   # here, where a second Ctrl-C reaches us (see _StopFlag)
                 except HardStop:
                     raise
                 except KeyboardInterrupt:
                     stop.requested = True  # raised at a step boundary (e.g. by a hook): save below
+                stop.check_hard()
                 # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
                 # the sums, and a NaN must stop the run before a checkpoint is written.
                 sync(step)
             finally:
+                batches.close()
                 if bar:
                     bar.close()
             res = None if stop.requested else evaluate(net, val_loader, cfg.ten_crop, cfg.device,
                                                        lambda: stop.requested)
+            stop.check_hard()
             if res is None:
-                save(epoch, step, run.host)
-                log(f"interrupted: saved {last_path} at epoch {epoch + 1} step {step}; "
+                save(epoch, step, sums_now.host)
+                log(f"interrupted: saved {run.last_path} at epoch {epoch + 1} step {step}; "
                     f"continue with --resume --out {cfg.out}")
                 return {"status": "interrupted", "epoch": epoch, "step": step, "metrics": metrics}
-            sums = run.host
+            sums = sums_now.host
             metrics = {"epoch": epoch + 1, "lr": opt.lr,
                        "train_loss": sums["loss"] / max(1, sums["seen"]),
                        "train_top1": sums["correct"] / max(1, sums["seen"]),
@@ -367,11 +482,26 @@ def _run(cfg: TrainConfig, ckpt, last_path: str, step_hook, log) -> dict:
             epoch, step = epoch + 1, 0
             sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
             save(epoch, 0, sums)
-            _keep_fig4(last_path, cfg.out, epoch, cfg.epochs)
-            with open(os.path.join(cfg.out, "metrics.jsonl"), "a") as f:
-                f.write(json.dumps(metrics) + "\n")
+            run.keep_epoch(epoch, cfg.epochs)
+            run.append_metrics(metrics)
             log(f"epoch {epoch}: train loss {metrics['train_loss']:.4f} top-1 "
                 f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "
                 f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "
                 f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
     return {"status": "done", "epoch": epoch, "step": 0, "metrics": metrics}
+
+
+def _restore_schedule(cfg: TrainConfig, saved_cfg: dict, opt, sched, state) -> None:
+    """Bring the optimizer's learning rate and the schedule back to the checkpoint's, then apply
+    what the resume changed: a new schedule starts fresh; a new --lr becomes the current rate
+    (the schedule goes on from it)."""
+    same_schedule = (cfg.schedule, cfg.lr_step) == (saved_cfg.get("schedule"),
+                                                    saved_cfg.get("lr_step"))
+    if sched is not None and state is not None and same_schedule:
+        sched.load_state_dict(state)
+    if cfg.lr != saved_cfg.get("lr"):
+        opt.lr = cfg.lr
+        if isinstance(sched, StepLR):   # so that its next step keeps the new rate's scale
+            sched.base_lr = cfg.lr / sched.gamma ** (sched.epoch // sched.step_size)
+    elif sched is not None and not same_schedule and isinstance(sched, StepLR):
+        sched.base_lr = opt.lr

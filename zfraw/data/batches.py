@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from .dataset import Dataset
-from .transforms import center_crop, crop_batch, random_crop_params, ten_crop
+from .transforms import crop_batch, eval_view, random_crop_params, scale_inputs, ten_crop
 
 
 def _prefetch(gen, depth: int = 2):
@@ -67,9 +67,7 @@ class BatchLoader:
         self.batch_size, self.seed, self.prefetch, self.scale = batch_size, seed, prefetch, scale
 
     def _scaled(self, x: np.ndarray) -> np.ndarray:
-        if self.scale != 1.0:
-            x *= np.float32(self.scale)
-        return x
+        return scale_inputs(x, self.scale)
 
     def steps_per_epoch(self) -> int:
         """Training steps per epoch (the last incomplete batch is dropped)."""
@@ -98,12 +96,13 @@ class BatchLoader:
         return _prefetch(gen()) if self.prefetch else gen()
 
     def eval_batches(self, ten: bool = False):
-        """Yield ``(x, y)`` over the whole set in order: x float32 (B, 3, C, C) centre crops, or
-        (10, B, 3, C, C) with ``ten=True``."""
+        """Yield ``(x, y)`` over the whole set in order: x float32 (B, 3, C, C), the evaluation
+        view (:func:`~zfraw.data.transforms.eval_view`), or (10, B, 3, C, C) with ``ten=True``."""
         def gen():
             for i in range(0, len(self.data), self.batch_size):
                 imgs = np.asarray(self.data.images[i:i + self.batch_size])
-                x = ten_crop(imgs, self.mean, self.crop) if ten else center_crop(imgs, self.mean, self.crop)
-                yield self._scaled(x), self.data.labels[i:i + self.batch_size]
+                x = self._scaled(ten_crop(imgs, self.mean, self.crop)) if ten \
+                    else eval_view(imgs, self.mean, self.crop, self.scale)
+                yield x, self.data.labels[i:i + self.batch_size]
 
         return _prefetch(gen()) if self.prefetch else gen()

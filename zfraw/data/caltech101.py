@@ -41,7 +41,7 @@ def load_caltech101(root: str, size: int, n_train: int = 30, n_test: int = 50, s
     files = [os.path.join(c, f) for c, fs in listing.items() for f in fs]
     labels = np.array([i for i, fs in enumerate(listing.values()) for _ in fs], np.int64)
     full = build_dataset(cat_dir, "all", files, labels, None, classes, classes, size,
-                         cache_dir, on_error)
+                         cache_dir, on_error, train=True)  # every class has training images
 
     rng = np.random.default_rng(seed)
     train_idx, test_idx = [], []

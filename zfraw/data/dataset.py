@@ -7,7 +7,13 @@ their sizes and modification times, so editing the folder makes a fresh cache.
 
 Unreadable files are never dropped silently: with ``on_error='warn'`` they are skipped with a
 warning naming every one (again on every cached load); with ``on_error='raise'`` a
-:class:`DataError` lists them all.
+:class:`DataError` lists them all. A class left with no readable image is a :class:`DataError`
+in a training split (it would train with no examples) and a warning in an evaluation split (it
+is just not evaluated, as for a class folder missing from ``val/``).
+
+The cache is written to ``<name>.tmp<pid>`` files that are renamed into place when complete, and
+removed on any failure (a decoder crash, Ctrl-C); a temporary left by a killed process is never
+read, only overwritten if the same pid decodes the same cache again.
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ import numpy as np
 
 from .images import DataError, load_rgb, map_box
 
-CACHE_VERSION = 1  # bump when the decoding changes, so old caches are not reused
+CACHE_VERSION = 2  # bump when the decoding changes, so old caches are not reused
 
 
 @dataclass
@@ -82,9 +88,42 @@ def _decode_all(root: str, rel_files: list, size: int, out: np.ndarray) -> dict:
             bad[i] = f"{type(e).__name__}: {e}"
             out[i] = 0
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
+    try:
         list(pool.map(work, range(len(rel_files))))
+    finally:
+        # On Ctrl-C, drop the queued files instead of decoding them all before stopping.
+        pool.shutdown(wait=True, cancel_futures=True)
     return {"dims": dims, "bad": bad}
+
+
+def _write_cache(root: str, rel_files: list, size: int, npy: str, meta_path: str):
+    """Decode every file into ``npy`` (uint8 (N, S, S, 3)) and ``meta_path`` (dims, bad files).
+
+    Both are written under temporary names and renamed into place, the .npy last: its presence
+    means the cache is complete. On any failure, KeyboardInterrupt included, the temporaries
+    (the .npy one is the size of the whole split) are removed before the error goes on.
+    """
+    tmp_npy, tmp_meta = f"{npy}.tmp{os.getpid()}", f"{meta_path}.tmp{os.getpid()}"
+    try:
+        out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
+                                        shape=(len(rel_files), size, size, 3))
+        res = _decode_all(root, rel_files, size, out)
+        out.flush()
+        del out
+        meta = {"dims": {str(i): d for i, d in res["dims"].items()},
+                "bad": {str(i): m for i, m in res["bad"].items()}}
+        with open(tmp_meta, "w") as f:
+            json.dump(meta, f)
+        os.replace(tmp_meta, meta_path)
+        os.replace(tmp_npy, npy)
+    except BaseException:
+        for path in (tmp_npy, tmp_meta):
+            try:
+                os.remove(path)
+            except OSError:   # never created, or already renamed into place
+                pass
+        raise
 
 
 def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):
@@ -97,42 +136,58 @@ def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):
     warnings.warn(text + "\n(skipped; pass on_error='raise' to stop instead)", stacklevel=3)
 
 
+def _check_classes(labels: np.ndarray, keep: np.ndarray, classes: list, what: str, train: bool):
+    """Refuse (train) or warn about (evaluation) classes whose every listed file is unreadable.
+
+    labels: int64 (N,) of all listed files; keep: indices of the readable ones.
+    """
+    listed = np.bincount(labels, minlength=len(classes))
+    readable = np.bincount(labels[keep], minlength=len(classes))
+    lost = [str(classes[k]) for k in np.flatnonzero((listed > 0) & (readable == 0))]
+    if not lost:
+        return
+    if train:
+        raise DataError(f"{what}: every image file of class(es) {', '.join(lost)} is unreadable, "
+                        "so they would train with no images (fix or remove those files)")
+    warnings.warn(f"{what}: every image file of class(es) {', '.join(lost)} is unreadable; "
+                  "they are not evaluated", stacklevel=3)
+
+
+def cache_stem(root: str, tag: str, size: int, rel_files: list, cache_dir: str) -> str:
+    """Path of one split's cache files without the extension (``.npy`` images, ``.json`` meta)."""
+    key = _cache_key(root, tag, size, rel_files)
+    return os.path.join(cache_dir, f"{os.path.basename(os.path.normpath(root))}-{tag}-{size}-{key}")
+
+
 def build_dataset(root: str, tag: str, rel_files: list, labels, boxes, classes, names, size: int,
-                  cache_dir: str | None = None, on_error: str = "warn") -> Dataset:
+                  cache_dir: str | None = None, on_error: str = "warn",
+                  train: bool = True) -> Dataset:
     """Decode (or load from cache) the listed files of one split into a :class:`Dataset`.
 
     rel_files: N paths relative to ``root``; labels: N ints; boxes: None or (N, 4) half-open
     boxes in original pixels (-1 rows where unknown); tag: split name for the cache file.
+    train: whether the split is trained on, so that a class whose files are all unreadable is a
+    :class:`DataError` (True) or only a warning (False, an evaluation split).
     """
     if on_error not in ("warn", "raise"):
         raise ValueError(f"on_error must be 'warn' or 'raise', got {on_error!r}")
     cache_dir = cache_dir or default_cache_dir()
     os.makedirs(cache_dir, exist_ok=True)
-    key = _cache_key(root, tag, size, rel_files)
-    stem = os.path.join(cache_dir, f"{os.path.basename(os.path.normpath(root))}-{tag}-{size}-{key}")
+    stem = cache_stem(root, tag, size, rel_files, cache_dir)
     npy, meta_path = stem + ".npy", stem + ".json"
 
     if not (os.path.exists(npy) and os.path.exists(meta_path)):
-        tmp = f"{npy}.tmp{os.getpid()}"
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(rel_files), size, size, 3))
-        res = _decode_all(root, rel_files, size, out)
-        out.flush()
-        del out
-        meta = {"dims": {str(i): d for i, d in res["dims"].items()},
-                "bad": {str(i): m for i, m in res["bad"].items()}}
-        with open(meta_path + ".tmp", "w") as f:
-            json.dump(meta, f)
-        os.replace(meta_path + ".tmp", meta_path)
-        os.replace(tmp, npy)  # the .npy appears last: its presence means the cache is complete
+        _write_cache(root, rel_files, size, npy, meta_path)
     with open(meta_path) as f:
         meta = json.load(f)
     bad = {int(i): m for i, m in meta["bad"].items()}
-    _report_bad(bad, rel_files, on_error, f"{root} [{tag}]")
+    what = f"{root} [{tag}]"
+    _report_bad(bad, rel_files, on_error, what)
 
     images = np.load(npy, mmap_mode="r")
     keep = np.array([i for i in range(len(rel_files)) if i not in bad], dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
+    _check_classes(labels, keep, classes, what, train)
     mapped = None
     if boxes is not None:
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)

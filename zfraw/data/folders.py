@@ -62,5 +62,5 @@ def load_folder(root: str, size: int, cache_dir: str | None = None,
         files = [os.path.join(split, c, f) for c, fs in listing.items() for f in fs]
         labels = [index[c] for c, fs in listing.items() for _ in fs]
         out.append(build_dataset(root, split, files, labels, None, classes, classes, size,
-                                 cache_dir, on_error))
+                                 cache_dir, on_error, train=split == "train"))
     return out[0], out[1]

@@ -3,6 +3,9 @@
 Every image is converted to RGB (grayscale, palette, CMYK, with or without alpha), its shorter
 side resized to ``size`` and the centre ``size x size`` square cut out, as the paper does with
 256 for ImageNet. Boxes go through the same affine map.
+
+Wide single-channel images (16-bit PNG/TIFF, 32-bit integer or float TIFF) are scaled to 8 bits
+first (:func:`to_8bit`), since Pillow's ``convert("RGB")`` clips them to 0..255 instead.
 """
 from __future__ import annotations
 
@@ -50,6 +53,25 @@ def map_box(box, width: int, height: int, size: int) -> np.ndarray:
     return np.clip(out, 0, size).astype(np.int64)
 
 
+def to_8bit(img: Image.Image) -> Image.Image:
+    """Scale a wide single-channel image to 8-bit mode "L"; other modes are returned unchanged.
+
+    The rule: "I;16*" (16-bit) and "I" (32-bit integer, which Pillow also uses for 16-bit data)
+    are read as 0..65535 (clipped to it) and mapped to round(v / 257), so 0 -> 0, 65535 -> 255,
+    and the result is ``v >> 8`` within 1. "F" (float) is read as 0..1 intensities, the usual
+    float-image convention, mapped to round(v * 255) and clipped (NaN -> 0).
+    """
+    if img.mode.startswith("I"):                  # "I", "I;16", "I;16B", "I;16L", "I;16N"
+        v = np.clip(np.asarray(img, np.int64), 0, 65535)
+        out = (v + 128) // 257                    # = round(v / 257): 257 is odd, so no ties
+    elif img.mode == "F":
+        v = np.nan_to_num(np.asarray(img, np.float64), nan=0.0)
+        out = np.rint(np.clip(v, 0.0, 1.0) * 255)
+    else:
+        return img
+    return Image.fromarray(out.astype(np.uint8))  # 2-D uint8 -> mode "L"
+
+
 def load_rgb(path: str, size: int):
     """Decode ``path`` into uint8 (size, size, 3) RGB after shorter-side resize and centre crop.
 
@@ -60,6 +82,7 @@ def load_rgb(path: str, size: int):
         width, height = img.size
         new_w, new_h, _, _, ox, oy = resize_crop_geometry(width, height, size)
         img.draft("RGB", (new_w, new_h))       # JPEG: decode at a reduced scale when it can
+        img = to_8bit(img)                     # 16/32-bit and float: scale, don't clip
         if img.mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")          # palette transparency must go through RGBA
         img = img.convert("RGB")

@@ -85,5 +85,6 @@ def load_tiny_imagenet(root: str, size: int = 72, cache_dir: str | None = None,
     if missing:
         raise DataError(f"Tiny ImageNet: {len(missing)} file(s) named in val_annotations.txt "
                         f"do not exist: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
-    val = build_dataset(root, "val", files, labels, boxes, wnids, names, size, cache_dir, on_error)
+    val = build_dataset(root, "val", files, labels, boxes, wnids, names, size, cache_dir, on_error,
+                        train=False)
     return train, val

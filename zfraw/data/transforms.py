@@ -6,7 +6,8 @@ offset (oy, ox), optionally flipped left-right, of ``image - mean`` is built by 
 columns with per-image index arrays; a flip is the column index read backwards. Output batches
 are float32 (N, 3, C, C), channels first, as the nets expect.
 
-Ten-crop evaluation (Krizhevsky et al., used by the paper): the four corner crops and the centre
+The evaluation view (:func:`eval_view`) is the centre crop, minus the mean, times the run's
+input scale. Ten-crop evaluation (Krizhevsky et al., used by the paper): the four corner crops and the centre
 crop, each also flipped, in the order of :func:`ten_crop_offsets`.
 """
 from __future__ import annotations
@@ -71,6 +72,26 @@ def center_crop(images: np.ndarray, mean: np.ndarray, crop: int) -> np.ndarray:
     """Mean-subtracted centre crops: uint8 (N,S,S,3) -> float32 (N, 3, crop, crop)."""
     n, c = len(images), center_offset(images.shape[1], crop)
     return crop_batch(images, mean, np.full(n, c), np.full(n, c), np.zeros(n, bool), crop)
+
+
+def scale_inputs(x: np.ndarray, scale: float) -> np.ndarray:
+    """Multiply mean-subtracted pixels ``x`` (float32, any shape) by ``scale`` in place; returns x.
+
+    The factor is cast to float32 so the product stays float32 and is the same everywhere.
+    """
+    if scale != 1.0:
+        x *= np.float32(scale)
+    return x
+
+
+def eval_view(images: np.ndarray, mean: np.ndarray, crop: int, scale: float = 1.0) -> np.ndarray:
+    """The evaluation view, the one definition of a net's input at test time: uint8 (N,S,S,3)
+    -> float32 (N, 3, crop, crop) = (centre crop - mean) * scale.
+
+    Used by :meth:`BatchLoader.eval_batches` (validation during training) and by the
+    visualizations' ``ImageSource``, so both see exactly the same numbers.
+    """
+    return scale_inputs(center_crop(images, mean, crop), scale)
 
 
 def ten_crop(images: np.ndarray, mean: np.ndarray, crop: int) -> np.ndarray:

@@ -1,16 +1,19 @@
 """The images a visualization reads: stored uint8 images, the run's mean image, the net's
-input side, labels, boxes and class names, in the data branch's formats.
+input side, labels, boxes and class names, in zfraw.data's formats.
 
-Net inputs are the paper's evaluation view: the centre crop of side ``crop`` minus the mean
-image (zfraw.data's ``center_crop``), times the run's ``input_scale`` (1 for the paper's
-0..255). Boxes are converted once from the datasets' (x0, y0, x1, y1) in stored pixels to
-(y0, x0, y1, x1) in net-input pixels, the order of ``net.rf_box``.
+Net inputs are the paper's evaluation view, computed by zfraw.data's ``eval_view`` (the same
+function that makes training's validation batches): the centre crop of side ``crop`` minus the
+mean image, times the run's ``input_scale`` (1 for the paper's 0..255). Boxes are converted once
+from the datasets' (x0, y0, x1, y1) in stored pixels to (y0, x0, y1, x1) in net-input pixels,
+the order of ``net.rf_box``.
 """
 from __future__ import annotations
 
 import sys
 
 import numpy as np
+
+from zfraw.data.transforms import center_offset, eval_view
 
 
 class ImageSource:
@@ -39,7 +42,7 @@ class ImageSource:
         self.labels = np.asarray(labels, np.int64)
         if self.labels.shape != (len(images),):
             raise ValueError(f"{len(images)} images but labels of shape {self.labels.shape}")
-        self.offset = (s - crop) // 2  # centre crop, rounded down as in zfraw.data
+        self.offset = center_offset(s, crop)  # top-left corner of the centre crop, both axes
         self.boxes = None if boxes is None else self._net_boxes(np.asarray(boxes))
         self.names = list(names) if names is not None else [str(i) for i in
                                                            range(int(self.labels.max()) + 1)]
@@ -54,20 +57,17 @@ class ImageSource:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def _crop(self, idx):
-        o, c = self.offset, self.crop
-        idx = np.asarray(idx)
-        img = np.asarray(self.images[idx, o:o + c, o:o + c], np.float32)
-        return img, self.mean[o:o + c, o:o + c]
-
     def inputs(self, idx) -> np.ndarray:
-        """Net inputs of images ``idx``: float32 (n, 3, C, C), (centre crop - mean) * scale."""
-        img, mean = self._crop(idx)
-        return np.ascontiguousarray(((img - mean) * self.scale).transpose(0, 3, 1, 2))
+        """Net inputs of images ``idx``: float32 (n, 3, C, C), (centre crop - mean) * scale,
+        bit for bit what training's evaluation batches hold."""
+        images = np.asarray(self.images[np.asarray(idx, np.int64).reshape(-1)])
+        return eval_view(images, self.mean, self.crop, self.scale)
 
     def pixels(self, idx) -> np.ndarray:
         """The same crops for display: float32 (n, 3, C, C) in 0..255 (mean not subtracted)."""
-        img, _ = self._crop(idx)
+        o, c = self.offset, self.crop
+        img = np.asarray(self.images[np.asarray(idx, np.int64).reshape(-1), o:o + c, o:o + c],
+                         np.float32)
         return np.ascontiguousarray(img.transpose(0, 3, 1, 2))
 
     def to_pixels(self, x) -> np.ndarray:

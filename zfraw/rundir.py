@@ -1,0 +1,346 @@
+"""The run folder: its layout, its lock and its checks, in one place.
+
+Training (:mod:`zfraw.training`) writes a run folder and the report and the experiments read it;
+both go through this module, so the layout is stated once::
+
+    config.json          the run's configuration (TrainConfig as JSON)
+    metrics.jsonl        one JSON line per finished epoch
+    mean.npy             the training set's per-pixel mean image, float32 (S, S, 3)
+    last.npz             the latest checkpoint (epoch end, or mid-epoch after Ctrl-C)
+    epoch-NNN.npz        kept for the epochs of the paper's Fig. 4 (1, 2, 5, 10, 20, 30, 40, 64)
+                         and the final epoch of the run
+    .lock                held (flock) by the one training that writes the folder
+    report/              written by ``python -m zfraw.report``
+
+The rules that keep a run from losing work:
+
+- Every file is replaced atomically (temporary file, then ``os.replace``), and a temporary file
+  is removed on every failure path.
+- One writer at a time: a training holds an exclusive ``flock`` on ``.lock`` while it runs. The
+  OS releases it when the process dies, however it dies, so a killed run never leaves a stale
+  lock behind; a second training into the same folder is refused while the first one runs.
+- A folder that holds a run (a checkpoint) is never overwritten silently: a new training there
+  is refused unless it resumes the run or asks, with ``overwrite``, for the old files to be
+  removed first (never a mix of two runs). A folder whose run never reached a checkpoint (the
+  first epoch was interrupted or diverged) holds nothing to lose and is started over.
+- A damaged checkpoint is named with its path, and the newest intact one is offered.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .checkpoint import CheckpointError, load_checkpoint, remove_quietly, save_checkpoint
+
+CONFIG, METRICS, MEAN, LAST, LOCK, REPORT = ("config.json", "metrics.jsonl", "mean.npy",
+                                             "last.npz", ".lock", "report")
+FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
+EPOCH_FILE = re.compile(r"^epoch-(\d+)\.npz$")
+TEMPORARY = re.compile(r"\.tmp\d*$")
+
+
+class RunError(ValueError):
+    """A user error about a run folder (refused overwrite, busy, damaged, not a run); the
+    message is one line that says what to do."""
+
+
+def stored_size(crop: int) -> int:
+    """Default stored side S for net input ``crop``: 256 for 224 (the paper), else crop*9/8."""
+    return 256 if crop == 224 else crop + crop // 8
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` atomically (readers see the old or the new file, never half)."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(str(tmp))
+        raise
+
+
+class RunDir:
+    """One run folder. ``RunDir(path)`` touches nothing on disk; the writers below do."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._lock_file = None
+
+    def __repr__(self):
+        return f"RunDir({str(self.path)!r})"
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def mean_path(self) -> Path:
+        return self.path / MEAN
+
+    @property
+    def last_path(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
+
+    def epoch_path(self, epoch: int) -> Path:
+        return self.path / f"epoch-{epoch:03d}.npz"
+
+    # -- what is there -------------------------------------------------------------------------
+    def epoch_checkpoints(self) -> list:
+        """[(epoch, path)] of the run's epoch-NNN.npz files, oldest first."""
+        if not self.path.is_dir():
+            return []
+        found = [(int(m.group(1)), p) for p in self.path.iterdir()
+                 if (m := EPOCH_FILE.match(p.name))]
+        return sorted(found)
+
+    def checkpoints(self) -> list:
+        """Every checkpoint, newest first: last.npz (if present), then epoch-NNN.npz by epoch."""
+        found = [self.last_path] if self.last_path.is_file() else []
+        return found + [p for _, p in reversed(self.epoch_checkpoints())]
+
+    def run_files(self) -> list:
+        """The files of the layout present in the folder (temporary files included)."""
+        if not self.path.is_dir():
+            return []
+        names = {CONFIG, METRICS, MEAN, LAST}
+        return sorted(p for p in self.path.iterdir() if p.is_file() and (
+            p.name in names or EPOCH_FILE.match(p.name) or TEMPORARY.search(p.name)))
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.checkpoints())
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run's files (a config or a checkpoint)."""
+        return self.config_path.is_file() or self.has_checkpoint()
+
+    # -- the writer's lock ---------------------------------------------------------------------
+    def lock(self) -> "RunDir":
+        """Create the folder if needed and take the writer's lock, or raise :class:`RunError`
+        when another process holds it. Use as ``with run.lock(): ...``; released on exit, and
+        by the OS when the process dies."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"--out {self.path} is a file, not a folder; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            f = open(self.path / LOCK, "a+")
+        except OSError as e:
+            raise RunError(f"cannot write the run folder {self.path}: {e.strerror}; "
+                           "choose another --out") from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunError(f"{self.path} is in use: a training ({holder}) is writing to it; "
+                               "wait for it to finish or choose another --out") from None
+            raise
+        f.truncate(0)
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        self._lock_file = f
+        return self
+
+    def unlock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()      # closing the file releases the flock
+            self._lock_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.unlock()
+
+    # -- starting ------------------------------------------------------------------------------
+    def start_new(self, overwrite: bool = False) -> list:
+        """Make the locked folder ready for a new run. A run with a checkpoint is refused unless
+        ``overwrite``, which removes every file of the old run (and its report) first. A folder
+        holding files that are not a run's is refused (a new run never mixes into them, and
+        ``overwrite`` never deletes them). Returns the paths removed."""
+        files = self.run_files()
+        others = sorted(p.name for p in self.path.iterdir()
+                        if p.name not in (LOCK, REPORT) and p not in files)
+        if others:
+            raise RunError(f"--out {self.path} is not empty and is not a run folder (it holds "
+                           f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+                           "choose a new or empty --out")
+        if self.has_checkpoint() and not overwrite:
+            done = self.epochs_done()
+            raise RunError(f"{self.path} already holds a run ({done} epoch(s) done); continue it "
+                           f"with --resume --out {self.path}, or start over with a new --out or "
+                           "with --overwrite (which deletes the old run's files first)")
+        removed = files + ([self.report_path] if overwrite and self.report_path.exists() else [])
+        for p in files:
+            p.unlink()
+        if overwrite and self.report_path.exists():
+            shutil.rmtree(self.report_path)
+        return removed
+
+    def epochs_done(self) -> int:
+        """Finished epochs according to metrics.jsonl (0 when it has none)."""
+        try:
+            return max((r.get("epoch", 0) for r in self.read_metrics()), default=0)
+        except RunError:
+            return 0
+
+    def remove_temporaries(self) -> None:
+        """Remove left-over temporary files of this module and of checkpoint writes."""
+        for p in self.run_files():
+            if TEMPORARY.search(p.name):
+                remove_quietly(str(p))
+
+    # -- config and metrics --------------------------------------------------------------------
+    def write_config(self, config: dict) -> None:
+        _write_atomic(self.config_path, json.dumps(config, indent=1) + "\n")
+
+    def read_config(self) -> dict:
+        """The run's config.json as a dict; :class:`RunError` when the folder is not a run."""
+        if not self.path.is_dir():
+            raise RunError(f"{self.path}: no such run folder")
+        if not self.config_path.is_file():
+            raise RunError(f"{self.path} is not a training run folder (no {CONFIG})")
+        try:
+            config = json.loads(self.config_path.read_text())
+        except (ValueError, OSError) as e:
+            raise RunError(f"{self.config_path} is unreadable ({e})") from None
+        if not isinstance(config, dict) or "arch" not in config:
+            raise RunError(f"{self.config_path} is not a zfraw run configuration")
+        return config
+
+    def read_metrics(self) -> list:
+        """The records of metrics.jsonl (empty when the file is missing or empty)."""
+        if not self.metrics_path.is_file():
+            return []
+        records = []
+        for n, line in enumerate(self.metrics_path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise RunError(f"{self.metrics_path}, line {n}: not JSON ({e})") from None
+        return records
+
+    def append_metrics(self, record: dict) -> None:
+        """Add one epoch's record (a whole line in one write, flushed to disk)."""
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def trim_metrics(self, epochs_done: int) -> None:
+        """Keep only the records of epochs up to ``epochs_done`` (those after the checkpoint
+        being resumed belong to work that is about to be redone)."""
+        if self.metrics_path.is_file():
+            kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
+            _write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def clear_metrics(self) -> None:
+        _write_atomic(self.metrics_path, "")
+
+    # -- the mean image ------------------------------------------------------------------------
+    def save_mean(self, mean) -> None:
+        import numpy as np
+
+        tmp = self.path / f"{MEAN}.tmp{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.asarray(mean, np.float32))
+            os.replace(tmp, self.mean_path)
+        except BaseException:
+            remove_quietly(str(tmp))
+            raise
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def save(self, net, opt, mean, meta: dict) -> None:
+        """Write last.npz (atomically)."""
+        save_checkpoint(str(self.last_path), net, opt, mean, meta)
+
+    def keep_epoch(self, epoch: int, last_epoch: int) -> None:
+        """Keep last.npz as epoch-NNN.npz for the paper's Fig. 4 epochs and the final one: a hard
+        link (no copy), which the next os.replace of last.npz leaves pointing at this epoch."""
+        if epoch in FIG4_EPOCHS or epoch == last_epoch:
+            dst = self.epoch_path(epoch)
+            tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+            remove_quietly(str(tmp))
+            try:
+                os.link(self.last_path, tmp)
+                os.replace(tmp, dst)
+            except BaseException:
+                remove_quietly(str(tmp))
+                raise
+
+    def load(self, path=None) -> tuple[dict, Path]:
+        """Read a checkpoint: ``path``, or the newest one (last.npz, else the newest epoch).
+        Returns (checkpoint dict, its path). A damaged file raises :class:`RunError` that names
+        it and offers the newest intact checkpoint of the run."""
+        if path is None:
+            found = self.checkpoints()
+            if not found:
+                raise RunError(f"{self.path}: no checkpoint ({LAST} or epoch-NNN.npz)"
+                               + ("" if self.is_run() else "; is it a training run folder?"))
+            path = found[0]
+        path = Path(path)
+        try:
+            return load_checkpoint(str(path)), path
+        except CheckpointError as e:
+            raise RunError(f"{e}; {self._offer_intact(path)}") from None
+
+    def _offer_intact(self, damaged: Path) -> str:
+        """The sentence that offers the newest intact checkpoint other than ``damaged``."""
+        for p in self.checkpoints():
+            if p.resolve() == damaged.resolve():
+                continue
+            try:
+                load_checkpoint(str(p))
+            except CheckpointError:
+                continue
+            return f"the newest intact checkpoint is {p} (use it with --resume-from {p})"
+        return "the run has no intact checkpoint"
+
+    def load_net(self, path=None, device: str = "cpu", config: dict | None = None):
+        """The net of a checkpoint (default: the newest), built from the run's config (arch,
+        width; classes read from the checkpoint's last layer), in eval mode on ``device``.
+        Returns (net, checkpoint dict, path)."""
+        from .nets import build, get_spec
+
+        config = config or self.read_config()
+        ckpt, path = self.load(path)
+        last = get_spec(config["arch"])["layers"][-1][0]
+        key = f"{last}.b"
+        if key not in ckpt["net"]:
+            raise RunError(f"{path}: no {key!r} in the checkpoint; is it a {config['arch']} run?")
+        net = build(config["arch"], int(ckpt["net"][key].shape[0]), seed=config.get("seed", 0),
+                    width=config.get("width", 1.0))
+        try:
+            net.load_state_dict(ckpt["net"])
+        except (KeyError, ValueError) as e:
+            raise RunError(f"{path} does not match the run's {config['arch']} at width "
+                           f"{config.get('width', 1.0)}: {e}") from None
+        return net.to(device).eval(), ckpt, path
+
+    def snapshots(self, device: str = "cpu", config: dict | None = None):
+        """Yields (epoch, net) for every epoch-NNN.npz of the run, oldest first (one net alive
+        at a time)."""
+        config = config or self.read_config()
+        for epoch, path in self.epoch_checkpoints():
+            yield epoch, self.load_net(path, device, config)[0]
