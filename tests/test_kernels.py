@@ -3,8 +3,9 @@
 Generic over :func:`zfraw.ops.registry.implementations`: whatever impls are usable here (numba
 on a CPU, cuda on a GPU machine) are each compared with the ``numpy`` reference on random
 inputs, edge geometries (1x1 maps, stride larger than the kernel, odd sizes, padding),
-non-contiguous inputs, float32 and float64; max pooling also on tie-heavy integer-valued inputs,
-where the switches must be identical. Tolerances are ``atol + rtol*|ref|``.
+non-contiguous inputs, float32 and float64; max pooling also on tie-heavy integer-valued inputs
+and on windows whose real values are all -inf, where the switches must be identical and never
+point into the padding. Tolerances are ``atol + rtol*|ref|``.
 
 Numba compiles each kernel once per dtype signature (then caches it), so inputs keep to two
 float dtypes and contiguous layouts reach the kernels (the wrappers copy strided inputs).
@@ -105,25 +106,47 @@ POOLS = [
     ((1, 2, 5, 5), 2, 3, 1, False),        # stride larger than the window
     ((2, 2, 6, 7), 3, 1, 2, True),         # overlapping windows, wide padding, strided input
     ((1, 1, 1, 2), 3, 2, 1, False),        # window larger than the map
+    ((1, 2, 4, 5), 3, 2, 2, False),        # corner windows holding one real tap each
 ]
+POOL_VALUES = ["random", "ties", "neg_inf"]
+
+
+def pool_input(rng, shape, dtype, values, nc=False):
+    """Pooling test input. 'ties': integers with many repeats (the first maximum, row-major,
+    must win); 'neg_inf': the same with the top-left 2x2 of every plane and all of plane (0, 0)
+    at -inf, so padded border windows whose real values are all -inf exist (padding must
+    still lose: the switch is the window's first real tap)."""
+    if values == "random":
+        return rand(rng, shape, dtype, nc)
+    x = rng.integers(-2, 3, shape).astype(dtype)
+    if values == "neg_inf":
+        x[..., :2, :2] = -np.inf
+        x[0, 0] = -np.inf
+    return strided(x) if nc else x
+
+
+def assert_switches_in_image(sw, x_shape, k, s, p):
+    """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
+    H, W = x_shape[2:]
+    i, j = np.divmod(sw.astype(np.int64), k)
+    oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
+    h, w = oh * s - p + i, ow * s - p + j
+    assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
 
 
 @pytest.mark.parametrize("impl", kernel_impls("maxpool_fwd"))
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("values", POOL_VALUES)
 @pytest.mark.parametrize("shape,k,s,p,nc", POOLS)
-def test_maxpool_fwd(impl, dtype, ties, shape, k, s, p, nc):
-    rng = np.random.default_rng(2)
-    if ties:  # integer values with many repeats: the first maximum (row-major) must win
-        x = rng.integers(-2, 3, shape).astype(dtype)
-        x = strided(x) if nc else x
-    else:
-        x = rand(rng, shape, dtype, nc)
+def test_maxpool_fwd(impl, dtype, values, shape, k, s, p, nc):
+    x = pool_input(np.random.default_rng(2), shape, dtype, values, nc)
     y, sw = run("maxpool_fwd", impl, x, k, s, p)
     y_ref, sw_ref = reference("maxpool_fwd", x, k, s, p)
-    assert_close(y, y_ref, dtype)
+    np.testing.assert_array_equal(y, y_ref)  # a maximum is one of its inputs: exact (-inf too)
     assert sw.dtype == np.uint8
     np.testing.assert_array_equal(sw, sw_ref)
+    assert_switches_in_image(sw_ref, shape, k, s, p)
+    assert_switches_in_image(sw, shape, k, s, p)
 
 
 @pytest.mark.parametrize("impl", kernel_impls("maxpool_bwd"))
@@ -131,7 +154,7 @@ def test_maxpool_fwd(impl, dtype, ties, shape, k, s, p, nc):
 @pytest.mark.parametrize("shape,k,s,p,nc", POOLS)
 def test_maxpool_bwd(impl, dtype, shape, k, s, p, nc):
     rng = np.random.default_rng(3)
-    x = rng.integers(-2, 3, shape).astype(dtype)  # ties: routing must follow the switches
+    x = pool_input(rng, shape, dtype, "neg_inf")  # ties and -inf: routing follows the switches
     _, sw = reference("maxpool_fwd", x, k, s, p)
     dy = rand(rng, sw.shape, dtype, nc)
     assert_close(run("maxpool_bwd", impl, dy, sw, shape, k, s, p),

@@ -140,35 +140,54 @@ POOL_GEOMS = [
     (1, 2, 4, 4, 3, 1, 2),    # heavy padding: windows mostly padding
     (2, 3, 13, 13, 3, 2, 0),  # pool5-like
     (1, 1, 2, 3, 3, 3, 1),    # window larger than the input
+    (1, 2, 4, 5, 3, 2, 2),    # corner windows holding one real tap each
 ]
 
 
-def _pool_input(geom, dtype, ties: bool):
+POOL_VALUES = ["random", "ties", "neg_inf"]
+
+
+def _pool_input(geom, dtype, values: str):
     N, C, H, W = geom[:4]
-    rng = _rng("pool", geom, ties)
-    if ties:  # few distinct values, all negative: ties everywhere, padding must still lose
-        return -rng.integers(1, 3, size=(N, C, H, W)).astype(dtype)
-    return rng.standard_normal((N, C, H, W)).astype(dtype)
+    rng = _rng("pool", geom, values)
+    if values == "random":
+        return rng.standard_normal((N, C, H, W)).astype(dtype)
+    # few distinct values, all negative: ties everywhere, padding must still lose
+    x = -rng.integers(1, 3, size=(N, C, H, W)).astype(dtype)
+    if values == "neg_inf":  # border windows whose real values are all -inf, and a whole plane
+        x[..., :2, :2] = -np.inf
+        x[0, 0] = -np.inf
+    return x
+
+
+def _assert_switches_in_image(sw, x_shape, k, s, p):
+    """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
+    H, W = x_shape[2:]
+    i, j = np.divmod(sw.astype(np.int64), k)
+    oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
+    h, w = oh * s - p + i, ow * s - p + j
+    assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
-@pytest.mark.parametrize("ties", [False, True], ids=["random", "ties"])
-def test_maxpool_fwd(dev, geom, dtype, ties):
+@pytest.mark.parametrize("values", POOL_VALUES)
+def test_maxpool_fwd(dev, geom, dtype, values):
     k, s, p = geom[4:]
-    x = _pool_input(geom, dtype, ties)
+    x = _pool_input(geom, dtype, values)
     y, sw = pool.maxpool_fwd(dev.put(x), k, s, p)
     y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
     _equal(dev, y, y_ref)
     _equal(dev, sw, sw_ref)
+    _assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
-@pytest.mark.parametrize("ties", [False, True], ids=["random", "ties"])
-def test_maxpool_bwd(dev, geom, dtype, ties):
+@pytest.mark.parametrize("values", POOL_VALUES)
+def test_maxpool_bwd(dev, geom, dtype, values):
     k, s, p = geom[4:]
-    x = _pool_input(geom, dtype, ties)
+    x = _pool_input(geom, dtype, values)
     y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
     dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
     dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p)

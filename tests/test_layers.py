@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 import zfraw.layers.conv as conv_module
-from zfraw.layers import (Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU,
-                          SoftmaxCrossEntropy)
+from zfraw import backend, ops
+from zfraw.layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from zfraw.ops import registry
 
 from gradcheck import assert_close, numeric_grad, tie_free
 
@@ -78,13 +79,39 @@ def test_relu_gradient_and_deconv_rectifies():
 
 
 @pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 2, 0), (2, 2, 0), (3, 3, 1)])
-def test_maxpool_gradients_and_deconv(k, s, p):
-    layer = MaxPool2d(k, s, p)
+def test_maxpool_gradients(k, s, p):
+    check_layer_grads(MaxPool2d(k, s, p), tie_free((2, 3, 9, 8), seed=k * s + p), atol=1e-5)
+
+
+def unpool_by_hand(r, switches, x_shape, k, s, p):
+    """The definition of unpooling: each r[n, c, oh, ow] added at its window's position
+    (i, j) = divmod(switch, k) of a zero map padded by p, the padding then cropped."""
+    N, C, H, W = x_shape
+    up = np.zeros((N, C, H + 2 * p, W + 2 * p), r.dtype)
+    for n, c, oh, ow in np.ndindex(*r.shape):
+        i, j = divmod(int(switches[n, c, oh, ow]), k)
+        up[n, c, oh * s + i, ow * s + j] += r[n, c, oh, ow]
+    return up[:, :, p:p + H, p:p + W]
+
+
+@pytest.mark.parametrize("impl", registry.available_impls())
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 1, 1), (2, 2, 0), (3, 3, 1)])
+def test_maxpool_deconv_unpools_through_the_switches(impl, k, s, p):
+    """On every impl present: forward records switches at each window's maximum, deconv puts r
+    there (overlapping windows, k=3 s=1, accumulate)."""
+    device = registry.IMPL_DEVICE[impl] or "cpu"
     x = tie_free((2, 3, 9, 8), seed=k * s + p)
-    check_layer_grads(layer, x, atol=1e-5)
-    y = layer.forward(x)
-    r = np.random.default_rng(1).standard_normal(y.shape)
-    assert_close(layer.deconv(r), layer.backward(r))
+    layer = MaxPool2d(k, s, p)
+    with ops.use_impl(impl):
+        y = backend.to_host(layer.forward(backend.to_device(x, device)))
+        r = np.random.default_rng(1).standard_normal(y.shape)
+        got = backend.to_host(layer.deconv(backend.to_device(r, device)))
+    switches = backend.to_host(layer.switches)
+    for n, c, oh, ow in np.ndindex(*y.shape):  # each switch is a real pixel holding the maximum
+        i, j = divmod(int(switches[n, c, oh, ow]), k)
+        h, w = oh * s - p + i, ow * s - p + j
+        assert 0 <= h < x.shape[2] and 0 <= w < x.shape[3] and x[n, c, h, w] == y[n, c, oh, ow]
+    assert_close(got, unpool_by_hand(r, switches, x.shape, k, s, p), atol=1e-12)
 
 
 @pytest.mark.parametrize("size", [3, 5])
@@ -124,16 +151,6 @@ def test_dropout_gradient_train_and_eval():
     assert layer.forward(x) is x and layer.backward(x) is x
 
 
-def test_softmax_cross_entropy_layer_gradient():
-    rng = np.random.default_rng(0)
-    logits = rng.standard_normal((6, 4))
-    labels = rng.integers(0, 4, 6)
-    loss = SoftmaxCrossEntropy()
-    loss.forward(logits, labels)
-    num = numeric_grad(lambda: float(SoftmaxCrossEntropy().forward(logits, labels)), logits)
-    assert_close(loss.backward(), num, atol=1e-8)
-
-
 def test_layers_name_bad_inputs():
     conv = Conv2d(3, 8, 5)
     conv.name = "conv1"
@@ -163,3 +180,51 @@ def test_conv_products_per_image_and_batched_agree_on_a_large_map(monkeypatch):
         results.append((y, dx, layer.grads["W"].copy(), layer.grads["b"].copy(), layer.deconv(dy)))
     for per_image, batched in zip(*results):
         assert_close(per_image, batched, atol=1e-9)
+
+
+def _every_kind_of_layer():
+    """(layer, input) for each layer class, float64, with parameters where it has them."""
+    rng = np.random.default_rng(4)
+    lin = Linear(12, 5, dtype=np.float64)
+    lin.params["W"][...] = rng.standard_normal((5, 12))
+    maps = tie_free((2, 3, 6, 5), seed=4)
+    return [(conv64(3, 4, 3, 1, 1), maps), (ReLU(), maps), (MaxPool2d(3, 2, 1), maps),
+            (LocalResponseNorm(size=3, alpha=0.4), maps), (Dropout(0.5, seed=1), maps),
+            (Flatten(), maps), (lin, rng.standard_normal((3, 12)))]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_every_layer_takes_need_dx_and_then_fills_only_its_grads(index, conv_products):
+    """The base Layer's contract: backward(dy, need_dx=False) returns None and fills the same
+    grads as backward(dy)."""
+    layer, x = _every_kind_of_layer()[index]
+    dy = np.random.default_rng(5).standard_normal(layer.forward(x).shape)
+    assert layer.backward(dy).shape == x.shape
+    full = {key: g.copy() for key, g in layer.grads.items()}
+    for g in layer.grads.values():
+        g[...] = 0
+    assert layer.backward(dy, need_dx=False) is None
+    for key, g in layer.grads.items():
+        assert_close(g, full[key], atol=0, rtol=1e-12, what=key)
+
+
+@pytest.mark.parametrize("threshold,layout", [(1, "per_image"), (10**9, "batched")])
+def test_conv_backward_and_deconv_read_the_layout_forward_recorded(monkeypatch, threshold, layout):
+    """Forward names the products' layout it picked; backward and deconv follow it without
+    deciding again (here deciding again would raise)."""
+    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", threshold)
+    rng = np.random.default_rng(6)
+    layer = conv64(3, 4, 3, 2, 1)
+    x = rng.standard_normal((2, 3, 7, 6))
+    dy = rng.standard_normal(layer.forward(x).shape)
+    assert layer.layout == layout
+    expected = (layer.backward(dy), layer.grads["W"].copy(), layer.grads["b"].copy(),
+                layer.deconv(dy))
+
+    def decide(*args):
+        raise AssertionError("the layout was decided again after forward")
+
+    monkeypatch.setattr(conv_module, "_per_image", decide)
+    got = (layer.backward(dy), layer.grads["W"], layer.grads["b"], layer.deconv(dy))
+    for g, e in zip(got, expected):
+        assert_close(g, e, atol=0, rtol=0)

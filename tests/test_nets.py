@@ -1,9 +1,10 @@
 """Nets: whole-net gradients, projections, receptive fields, summaries, errors, state."""
+import re
+
 import numpy as np
 import pytest
 
-from zfraw import nets
-from zfraw.layers import SoftmaxCrossEntropy
+from zfraw import nets, ops
 from zfraw.nets import Net, build, build_layers
 
 from gradcheck import assert_close, numeric_grad, tie_free
@@ -27,13 +28,12 @@ def test_whole_net_gradients_inputs_and_parameters():
     net = tiny_net()
     x = tie_free((2, 3, 9, 9), seed=4)
     labels = np.array([0, 2])
-    loss = SoftmaxCrossEntropy()
 
     def objective():
-        return float(SoftmaxCrossEntropy().forward(net.forward(x), labels))
+        return float(ops.softmax_xent(net.forward(x), labels)[0])
 
-    loss.forward(net.forward(x), labels)
-    dx = net.backward(loss.backward())
+    _, probs = ops.softmax_xent(net.forward(x), labels)
+    dx = net.backward(ops.softmax_xent_bwd(probs, labels))
     analytic = {name: g.copy() for name, _, g in net.params_and_grads()}
     assert_close(dx, numeric_grad(objective, x), atol=1e-7, rtol=1e-4, what="dx")
     for name, p, _ in net.params_and_grads():
@@ -179,14 +179,13 @@ def test_backward_without_input_gradient_gives_the_same_parameter_gradients():
     net = tiny_net()
     x = np.random.default_rng(5).standard_normal((2, 3, 9, 9))
     labels = np.array([1, 2])
-    loss = SoftmaxCrossEntropy()
-    loss.forward(net.forward(x), labels)
-    net.backward(loss.backward())
+    _, probs = ops.softmax_xent(net.forward(x), labels)
+    net.backward(ops.softmax_xent_bwd(probs, labels))
     full = {name: g.copy() for name, _, g in net.params_and_grads()}
     for _, _, g in net.params_and_grads():
         g[...] = 0
-    loss.forward(net.forward(x), labels)
-    assert net.backward(loss.backward(), input_grad=False) is None
+    _, probs = ops.softmax_xent(net.forward(x), labels)
+    assert net.backward(ops.softmax_xent_bwd(probs, labels), input_grad=False) is None
     for name, _, g in net.params_and_grads():
         assert_close(g, full[name], rtol=1e-12, what=name)
 
@@ -217,3 +216,79 @@ def test_forward_drops_the_last_forwards_arrays_before_allocating_new_ones():
     for name, alive in alive_at_start.items():
         ran = net.index(name.split(".")[0]) <= stop
         assert alive != ran, f"{name}: {'still held' if alive else 'dropped'} at the start"
+
+
+def test_forward_needs_an_array():
+    net = tiny_net()
+    with pytest.raises(TypeError, match=r"needs an \(N, 3, 9, 9\) numpy or cupy array, got list"):
+        net.forward(np.zeros((1, 3, 9, 9)).tolist())
+
+
+def test_project_and_backward_check_the_signal_against_the_last_forward():
+    net = tiny_net().eval()
+    x = np.random.default_rng(7).standard_normal((2, 3, 9, 9))
+    with pytest.raises(ValueError, match=r"project\('pool1'\).*forward.*first"):
+        net.project("pool1", np.zeros((2, 4, 5, 5)))  # before any forward
+    out = net.forward(x, until="pool1")
+    assert out.shape == (2, 4, 5, 5)
+    for bad in [(2, 3, 5, 5), (1, 4, 5, 5), (2, 4, 5, 4)]:  # channels, batch, width
+        message = f"project('pool1'): signal shape {bad} does not match (2, 4, 5, 5), the output"
+        with pytest.raises(ValueError, match=re.escape(message) + " of 'pool1'"):
+            net.project("pool1", np.zeros(bad))
+    with pytest.raises(ValueError, match=r"backward\('pool1'\): signal shape \(1, 4, 5, 5\)"):
+        net.backward(np.zeros((1, 4, 5, 5)), start="pool1")
+    assert net.project("pool1", out).shape == x.shape
+
+
+def test_project_refuses_a_layer_the_last_forward_did_not_reach():
+    """After a full forward, a shorter one re-runs (and releases) only the layers up to its
+    ``until``: the later layers still hold the earlier forward's switches and masks, so
+    projecting or backpropagating from them must be refused, not silently served stale."""
+    net = tiny_net().eval()
+    x = np.random.default_rng(8).standard_normal((2, 3, 9, 9))
+    net.forward(x)
+    net.forward(x[:1], until="relu1")
+    assert net.last_forward == ("relu1", net.index("relu1"), 1)
+    assert net.layer("pool2").switches is not None  # stale, but still there
+    with pytest.raises(ValueError, match=r"project\('pool2'\): the last forward stopped at "
+                                         r"until='relu1', before 'pool2'"):
+        net.project("pool2", np.zeros((1, 5, 1, 1)))
+    with pytest.raises(ValueError, match=r"backward\('fc4'\).*until='relu1'"):
+        net.backward(np.zeros((1, 3)))
+    assert net.project("conv1", np.ones((1, 4, 9, 9))).shape == (1, 3, 9, 9)
+
+
+def test_a_forward_that_fails_midway_leaves_no_forward_to_project_from(monkeypatch):
+    net = tiny_net().eval()
+    x = np.random.default_rng(9).standard_normal((2, 3, 9, 9))
+    out = net.forward(x, until="conv2")
+
+    def fail(inp):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(net.layer("conv2"), "forward", fail)
+    with pytest.raises(RuntimeError):
+        net.forward(x, until="conv2")
+    assert net.last_forward is None  # conv1.. were released and re-run, conv2 was not
+    with pytest.raises(ValueError, match="no completed forward"):
+        net.project("conv2", out)
+
+
+def test_backward_asks_every_layer_for_dx_except_the_lowest_with_parameters():
+    """input_grad=False: the layers above the lowest with parameters get need_dx=True, that
+    one need_dx=False, and the layers below it (no parameters) are not visited."""
+    specs = [("pool0", "pool", dict(k=2, stride=1)), ("flatten", "flatten", {}),
+             ("fc1", "fc", dict(out=5)), ("relu1", "relu", {}), ("fc2", "fc", dict(out="classes"))]
+    net = tiny_net(specs, shape=(2, 3, 3), classes=3)
+    calls = []
+    for layer in net.layers:
+        def spy(dy, need_dx=True, _layer=layer, _backward=layer.backward):
+            calls.append((_layer.name, need_dx))
+            return _backward(dy, need_dx=need_dx)
+        layer.backward = spy
+    net.forward(np.random.default_rng(10).standard_normal((4, 2, 3, 3)))
+    assert net.backward(np.ones((4, 3)), input_grad=False) is None
+    assert calls == [("fc2", True), ("relu1", True), ("fc1", False)]
+    calls.clear()
+    assert net.backward(np.ones((4, 3))).shape == (4, 2, 3, 3)
+    assert calls == [(name, True) for name in ("fc2", "relu1", "fc1", "flatten", "pool0")]

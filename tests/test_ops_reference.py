@@ -77,6 +77,35 @@ def test_maxpool_ties_go_to_first_maximum_and_padding_never_wins():
     assert (y == -5.0).all()
 
 
+def naive_maxpool(x, k, s, p):
+    """The documented rule, window by window: only real taps are candidates, the first real
+    tap starts the running maximum and a strict '>' keeps the first maximum (row-major)."""
+    N, C, H, W = x.shape
+    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
+    y, sw = np.zeros((N, C, OH, OW), x.dtype), np.zeros((N, C, OH, OW), np.uint8)
+    for n, c, oh, ow in np.ndindex(N, C, OH, OW):
+        best = None
+        for i in range(k):
+            for j in range(k):
+                h, w = oh * s - p + i, ow * s - p + j
+                if 0 <= h < H and 0 <= w < W and (best is None or x[n, c, h, w] > best):
+                    best, sw[n, c, oh, ow] = x[n, c, h, w], i * k + j
+        y[n, c, oh, ow] = best
+    return y, sw
+
+
+@pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 1, 2), (2, 2, 1), (3, 3, 0)])
+def test_maxpool_matches_its_rule_even_when_every_real_value_is_minus_infinity(k, s, p):
+    rng = np.random.default_rng(k + s + p)
+    x = rng.integers(-2, 3, (2, 2, 5, 6)).astype(np.float64)
+    x[..., :2, :2] = -np.inf   # border windows whose real values are all -inf
+    x[1, 1] = -np.inf          # a whole plane of -inf
+    y, sw = pool_ref.maxpool_fwd(x, k, s, p)
+    y_def, sw_def = naive_maxpool(x, k, s, p)
+    np.testing.assert_array_equal(y, y_def)
+    np.testing.assert_array_equal(sw, sw_def)
+
+
 def test_unpool_puts_each_value_exactly_at_its_switch():
     rng = np.random.default_rng(3)
     x = tie_free((2, 3, 7, 7), seed=3)

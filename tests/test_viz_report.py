@@ -30,9 +30,10 @@ def test_report_on_a_tiny_run(tmp_path):
     training.train(cfg, log=lambda *a: None)
     assert [e for e, _ in RunDir(run).epoch_checkpoints()] == [1, 2]
     assert [r["epoch"] for r in RunDir(run).read_metrics()] == [1, 2]
-    path = build_report(parse_args(["--run", str(run), "--limit", "12", "--maps", "2", "--evolution-images", "8",
-                 "--occlusion-figures", "1", "--occlusion-stats", "3", "--random-draws", "2",
-                 "--occlusion-stride", "8", "--batch-size", "32"])))
+    path = build_report(parse_args([
+        "--run", str(run), "--limit", "12", "--maps", "2", "--evolution-images", "8",
+        "--occlusion-figures", "1", "--occlusion-stats", "3", "--random-draws", "2",
+        "--occlusion-stride", "8", "--batch-size", "32"]))
     html = path.read_text()
     for heading in ("Training", "First-layer filters", "Projection rules", "Top-9",
                     "Feature evolution", "Invariance", "Occlusion", "Correspondence"):

@@ -14,12 +14,13 @@ import numpy as np
 
 DEVICES = ("cpu", "cuda")
 
+_cupy_error: Exception | None = None  # why CuPy is unusable, shown when 'cuda' is asked for
 try:  # CuPy is optional; a broken install (no driver, no GPU) counts as absent.
     import cupy as _cupy
 
     _cupy.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
-    _cupy = None
+except Exception as e:  # noqa: BLE001 - any failure means "no usable GPU"
+    _cupy, _cupy_error = None, e
 
 
 def cuda_available() -> bool:
@@ -27,11 +28,21 @@ def cuda_available() -> bool:
     return _cupy is not None
 
 
+def cuda_unavailable_reason() -> str | None:
+    """Why device 'cuda' is unusable here (CuPy's import or device-count error), or None."""
+    if _cupy is not None:
+        return None
+    if _cupy_error is None:
+        return "CuPy is not usable"
+    return f"{type(_cupy_error).__name__}: {_cupy_error}"
+
+
 def cupy_module():
-    """The cupy module; raises a clear error when there is no usable GPU."""
+    """The cupy module; raises a clear error, with CuPy's own, when there is no usable GPU."""
     if _cupy is None:
-        raise RuntimeError("device 'cuda' needs CuPy and an NVIDIA GPU; neither is usable here "
-                           "(install cupy-cuda12x, or use --device cpu)")
+        raise RuntimeError(f"device 'cuda' needs CuPy and an NVIDIA GPU, and they are not usable "
+                           f"here ({cuda_unavailable_reason()}); install cupy-cuda12x with a "
+                           f"working driver, or use --device cpu")
     return _cupy
 
 

@@ -289,10 +289,11 @@ class RunDir:
                 remove_quietly(str(tmp))
                 raise
 
-    def load(self, path=None) -> tuple[dict, Path]:
+    def load(self, path=None, flag: str = "--resume-from") -> tuple[dict, Path]:
         """Read a checkpoint: ``path``, or the newest one (last.npz, else the newest epoch).
         Returns (checkpoint dict, its path). A damaged file raises :class:`RunError` that names
-        it and offers the newest intact checkpoint of the run."""
+        it and offers the newest intact checkpoint of the run, to be given with the command
+        line option ``flag``."""
         if path is None:
             found = self.checkpoints()
             if not found:
@@ -303,9 +304,9 @@ class RunDir:
         try:
             return load_checkpoint(str(path)), path
         except CheckpointError as e:
-            raise RunError(f"{e}; {self._offer_intact(path)}") from None
+            raise RunError(f"{e}; {self._offer_intact(path, flag)}") from None
 
-    def _offer_intact(self, damaged: Path) -> str:
+    def _offer_intact(self, damaged: Path, flag: str) -> str:
         """The sentence that offers the newest intact checkpoint other than ``damaged``."""
         for p in self.checkpoints():
             if p.resolve() == damaged.resolve():
@@ -314,17 +315,18 @@ class RunDir:
                 load_checkpoint(str(p))
             except CheckpointError:
                 continue
-            return f"the newest intact checkpoint is {p} (use it with --resume-from {p})"
+            return f"the newest intact checkpoint is {p} (use it with {flag} {p})"
         return "the run has no intact checkpoint"
 
-    def load_net(self, path=None, device: str = "cpu", config: dict | None = None):
+    def load_net(self, path=None, device: str = "cpu", config: dict | None = None,
+                 flag: str = "--checkpoint"):
         """The net of a checkpoint (default: the newest), built from the run's config (arch,
         width; classes read from the checkpoint's last layer), in eval mode on ``device``.
-        Returns (net, checkpoint dict, path)."""
+        Returns (net, checkpoint dict, path). ``flag``: as for :meth:`load`."""
         from .nets import build, get_spec
 
         config = config or self.read_config()
-        ckpt, path = self.load(path)
+        ckpt, path = self.load(path, flag)
         last = get_spec(config["arch"])["layers"][-1][0]
         key = f"{last}.b"
         if key not in ckpt["net"]:

@@ -5,9 +5,11 @@ accepts but NVRTC does not (a host header, say) is caught on a CPU-only machine.
 
     python -m kernels.cuda.nvrtc_check [path/to/libnvrtc.so]
 
-Without a path it looks for the NVRTC of the ``nvidia-cuda-nvrtc-cu12`` wheel (``make
-nvrtc-check`` installs it into the venv), then for one the loader can find. Exit status 0 when
-every file compiles, 1 when one does not (its log is printed), 2 when no NVRTC is found.
+The test suite runs the same check (tests/test_cuda_sources.py, so ``make test`` does); the
+Makefile's ``nvcc-check`` target compiles with nvcc only. Without a path it looks for the NVRTC
+of the ``nvidia-cuda-nvrtc-cu12`` wheel (pyproject.toml's ``test`` extra, which ``make test``
+installs into the venv), then for one the loader can find. Exit status 0 when every file
+compiles, 1 when one does not (its log is printed), 2 when no NVRTC is found.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = argv[0] if argv else find_nvrtc()
     if path is None:
-        print("nvrtc-check: no NVRTC library found (pip install nvidia-cuda-nvrtc-cu12)",
+        print("nvrtc_check: no NVRTC library found (pip install nvidia-cuda-nvrtc-cu12)",
               file=sys.stderr)
         return 2
     lib = ctypes.CDLL(path)

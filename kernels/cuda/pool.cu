@@ -1,10 +1,12 @@
 // Max pooling with uint8 switches, and its backward (= the deconvnet's unpooling).
-// Switch = i*k + j, the row-major position of the maximum in the k x k window; ties go to the
-// first maximum in row-major order (strict '>'), as in zfraw/ops/pool.py.
+// Switch = i*k + j, the row-major position of the maximum in the k x k window. The rule of
+// zfraw/ops/pool.py, the same on every backend: padding taps are never candidates; the switch
+// is the first real maximum in row-major order (strict '>' against a running maximum that
+// starts at the first real tap), so a window whose real values are all -inf switches to its
+// first real tap.
 // Differences from the NumPy reference:
-// - forward: one thread per output scans its window; taps in the padding are skipped instead
-//   of reading -inf, so padding never wins (the reference starts from the window's first tap,
-//   which can be padding; the two differ only on windows whose real values are all -inf).
+// - forward: one thread per output scans its window, skipping the taps in the padding instead
+//   of masking a padded copy.
 // - backward: a gather, one thread per input pixel summing the dy of every window whose switch
 //   points at that pixel, in place of the reference's k*k scatter-adds. No atomics, fixed sum
 //   order: deterministic.
@@ -34,7 +36,9 @@ __device__ void maxpool_fwd(const T* __restrict__ x, T* __restrict__ y,
         const long long w = w0 + j;
         if (w < 0 || w >= W) continue;
         const T v = plane[h * W + w];
-        if (!found || v > best) {  // strict: an equal later value never replaces the first
+        // The first real tap starts the maximum; then strict '>': an equal later value never
+        // replaces the first.
+        if (!found || v > best) {
           best = v;
           best_tap = i * (int)k + j;
           found = true;

@@ -5,8 +5,9 @@ What this version does differently from the NumPy reference:
 - One pass per output: its k x k window is scanned in row-major order from offset (0, 0) with
   a strict '>' (the first maximum wins), the reference's running maximum done per window in
   registers instead of k*k whole-tensor passes. Border windows are clipped to the image
-  instead of materialising a -inf padded copy; their start value is -inf when offset (0, 0)
-  is padding, as in the reference, so even NaN / -inf inputs give the reference's switches.
+  instead of materialising a padded copy, so padding taps are never read; the running
+  maximum starts at the window's first real tap, as in the reference, so even NaN / -inf
+  inputs give the reference's switches (padding never wins).
 - The backward reads each switch once and adds dy at that input position, instead of k*k
   masked passes over the whole tensor.
 - One (image, channel) plane per parallel task, so accumulation needs no atomics.
@@ -24,10 +25,12 @@ from ._util import as_c, floats_only
 
 
 @njit(cache=True, inline="always")
-def _window_max(plane, h0, w0, i0, i1, j0, j1, k, best):
+def _window_max(plane, h0, w0, i0, i1, j0, j1, k):
     """Running maximum over window rows i0..i1-1, columns j0..j1-1 of the window at (h0, w0),
-    starting from ``best``; a strict '>' keeps the first maximum. Returns (max, i*k + j)."""
-    arg = 0
+    starting from its tap (i0, j0); a strict '>' keeps the first maximum. Returns
+    (max, i*k + j)."""
+    best = plane[h0 + i0, w0 + j0]
+    arg = i0 * k + j0
     for i in range(i0, i1):
         for j in range(j0, j1):
             v = plane[h0 + i, w0 + j]
@@ -50,13 +53,12 @@ def _maxpool_fwd(x, k, stride, pad, y, switches):
                 w0 = ow * stride - pad
                 if h0 >= 0 and w0 >= 0 and h0 + k <= H and w0 + k <= W:
                     # Interior window (almost all of them): constant bounds, no clipping.
-                    best, arg = _window_max(plane, h0, w0, 0, k, 0, k, k, plane[h0, w0])
+                    best, arg = _window_max(plane, h0, w0, 0, k, 0, k, k)
                 else:
-                    # Border: clip to the image. The start value is offset (0, 0) as in the
-                    # reference, or -inf when that offset is padding (padding never wins).
-                    first = plane[h0, w0] if h0 >= 0 and w0 >= 0 else -np.inf
+                    # Border: clip to the image, so only real taps are candidates and the
+                    # first of them starts the running maximum (padding never wins).
                     best, arg = _window_max(plane, h0, w0, max(0, -h0), min(k, H - h0),
-                                            max(0, -w0), min(k, W - w0), k, first)
+                                            max(0, -w0), min(k, W - w0), k)
                 y_nc[oh, ow] = best
                 s_nc[oh, ow] = arg
 

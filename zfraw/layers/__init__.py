@@ -3,9 +3,9 @@ from .activation import ReLU
 from .base import Layer
 from .conv import Conv2d
 from .dropout import Dropout
-from .linear import Flatten, Linear, SoftmaxCrossEntropy
+from .linear import Flatten, Linear
 from .norm import LocalResponseNorm
 from .pool import MaxPool2d
 
 __all__ = ["Layer", "Conv2d", "ReLU", "MaxPool2d", "LocalResponseNorm", "Dropout", "Flatten",
-           "Linear", "SoftmaxCrossEntropy"]
+           "Linear"]

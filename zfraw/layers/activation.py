@@ -16,9 +16,9 @@ class ReLU(Layer):
         self.y = ops.relu_fwd(x)
         return self.y
 
-    def backward(self, dy):
-        """Pass dy where the forward output was positive."""
-        return ops.relu_bwd(dy, self.y)
+    def backward(self, dy, need_dx: bool = True):
+        """Pass dy where the forward output was positive (None when need_dx is False)."""
+        return ops.relu_bwd(dy, self.y) if need_dx else None
 
     def deconv(self, r):
         """Rectify the signal going down (independent of the forward pass), as in the paper."""

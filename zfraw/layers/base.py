@@ -2,9 +2,10 @@
 
 A layer is a small, honest unit: ``forward(x)`` computes its output and keeps what its backward
 and deconv need (named for what it is: ``self.cols``, ``self.switches``, ``self.scale``);
-``backward(dy)`` returns dx and fills ``self.grads`` (same keys as ``self.params``); ``deconv(r)``
-is the paper's downward pass where one is defined. Shapes are (N, C, H, W) for maps and (N, F)
-for vectors; ``output_shape`` works on per-example shapes (no batch axis).
+``backward(dy, need_dx=True)`` returns dx and fills ``self.grads`` (same keys as
+``self.params``); ``deconv(r)`` is the paper's downward pass where one is defined. Shapes are
+(N, C, H, W) for maps and (N, F) for vectors; ``output_shape`` works on per-example shapes (no
+batch axis).
 """
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ class Layer:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx: bool = True):
+        """dy, shaped like the last forward's output -> dx, shaped like its input; fills
+        ``self.grads``. With ``need_dx=False`` (the lowest layer a training step visits: nobody
+        reads the image's gradient) only the grads are filled and None is returned, so a layer
+        can skip the input gradient's work (conv1's col2im over its largest tensor)."""
         raise NotImplementedError
 
     def deconv(self, r):

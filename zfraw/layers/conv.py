@@ -10,6 +10,8 @@ ways to run the products over them, chosen by the size of an output map:
   third of the product, while each image's product is big enough for BLAS to run at full speed.
   On the GPU the batched layout is kept everywhere: a transpose costs little at its bandwidth,
   and one large cuBLAS call beats a batch of strided ones.
+Forward records its choice in ``self.layout`` ("per_image" or "batched"); backward and deconv
+read it rather than deciding again.
 """
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from .base import Layer
 PER_IMAGE_MIN_PIXELS = 4096
 
 
+PER_IMAGE, BATCHED = "per_image", "batched"  # the two layouts of the products
+
+
 def _per_image(xp, pixels: int) -> bool:
     """Whether maps of ``pixels`` output pixels take one product per image (module docstring)."""
     return xp is np and pixels >= PER_IMAGE_MIN_PIXELS
@@ -35,7 +40,8 @@ class Conv2d(Layer):
     """2-d convolution (cross-correlation, as in every framework) with bias.
 
     params: W (out_ch, in_ch, k, k), b (out_ch,). Forward keeps ``self.cols``
-    (in_ch*k*k, N*OH*OW) for the weight gradient.
+    (in_ch*k*k, N*OH*OW) for the weight gradient, ``self.x_shape`` (N, in_ch, H, W) and
+    ``self.layout``, the products' layout it chose (PER_IMAGE or BATCHED, module docstring).
     """
 
     kind = "conv"
@@ -76,8 +82,9 @@ class Conv2d(Layer):
         n, p = x.shape[0], oh * ow
         xp = get_array_module(x)
         self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (K, N*P)
+        self.layout = PER_IMAGE if _per_image(xp, p) else BATCHED
         W2 = self._filters()                                               # (F, K)
-        if _per_image(xp, p):
+        if self.layout == PER_IMAGE:
             y = xp.matmul(W2, self._cols_by_image(n))                      # (N, F, P)
         else:
             y = (W2 @ self.cols).reshape(self.out_ch, n, p)                # (F, N, P)
@@ -91,7 +98,7 @@ class Conv2d(Layer):
         xp = get_array_module(dy)
         dyp = self._dy_for_products(dy)
         dW = self.grads["W"].reshape(self.out_ch, -1)                      # (F, K), a view
-        if dyp.ndim == 3:                                                  # (N, F, P)
+        if self.layout == PER_IMAGE:                                       # (N, F, P)
             # The per-image (F, K) products are small; their sum is the weight gradient.
             xp.matmul(dyp, self._cols_by_image(dy.shape[0]).transpose(0, 2, 1)).sum(axis=0, out=dW)
             self.grads["b"][...] = dyp.sum(axis=(0, 2))
@@ -115,11 +122,11 @@ class Conv2d(Layer):
         return self.cols.reshape(self.cols.shape[0], n, -1).transpose(1, 0, 2)
 
     def _dy_for_products(self, dy):
-        """dy (N, F, OH, OW) laid out for the products (module docstring): the (N, F, P) view
-        for large maps, a contiguous (F, N*P) copy for small ones."""
+        """dy (N, F, OH, OW) laid out for the products as the forward chose (``self.layout``):
+        the (N, F, P) view per image, a contiguous (F, N*P) copy batched."""
         xp = get_array_module(dy)
         dy3 = dy.reshape(dy.shape[0], self.out_ch, -1)
-        if _per_image(xp, dy3.shape[2]):
+        if self.layout == PER_IMAGE:
             return dy3
         return xp.ascontiguousarray(dy3.transpose(1, 0, 2)).reshape(self.out_ch, -1)
 
@@ -127,7 +134,7 @@ class Conv2d(Layer):
         """dy laid out by :meth:`_dy_for_products` -> dx (N, in_ch, H, W): the product with the
         transposed filters gives the columns' gradient, col2im folds it back."""
         W2T = self._filters().T                                           # (K, F)
-        if dyp.ndim == 3:                                                  # (N, F, P)
+        if self.layout == PER_IMAGE:                                       # (N, F, P)
             n, _, p = dyp.shape
             xp = get_array_module(dyp)
             dcols = xp.empty((W2T.shape[0], n, p), dtype=dyp.dtype)      # (K, N, P)

@@ -29,7 +29,10 @@ class Dropout(Layer):
         self.calls += 1
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_dx: bool = True):
+        """dy times the last forward's mask (None when need_dx is False)."""
+        if not need_dx:
+            return None
         return dy if self.mask is None else dy * self.mask
 
     def deconv(self, r):

@@ -1,9 +1,9 @@
-"""Fully connected layer and the Flatten between the conv and fc parts."""
+"""Fully connected layer and the Flatten between the conv and fc parts. (The loss is not a
+layer: it is zfraw.ops.softmax_xent and softmax_xent_bwd.)"""
 from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
 from ..backend import get_array_module
 from .base import Layer
 
@@ -24,8 +24,9 @@ class Flatten(Layer):
         self.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
-        return dy.reshape(self.x_shape)
+    def backward(self, dy, need_dx: bool = True):
+        """dy (N, C*H*W) -> dx (N, C, H, W) (None when need_dx is False)."""
+        return dy.reshape(self.x_shape) if need_dx else None
 
     def deconv(self, r):
         return r.reshape(self.x_shape)
@@ -68,18 +69,3 @@ class Linear(Layer):
     def deconv(self, r):
         """Transposed weights, no bias: r (N, out_f) -> (N, in_f)."""
         return r @ self.params["W"]
-
-
-class SoftmaxCrossEntropy:
-    """Softmax + cross-entropy, mean over the batch. Not part of a Net's layer list."""
-
-    def forward(self, logits, labels):
-        """logits (N, K), labels (N,) int -> loss as a 0-d array (stays on the device)."""
-        xp = get_array_module(logits)
-        self.labels = xp.asarray(labels)
-        loss, self.probs = ops.softmax_xent(logits, self.labels)
-        return loss
-
-    def backward(self):
-        """dlogits (N, K) of the last forward."""
-        return ops.softmax_xent_bwd(self.probs, self.labels)

@@ -27,8 +27,10 @@ class LocalResponseNorm(Layer):
         self.y, self.scale = ops.lrn_fwd(x, self.size, self.alpha, self.beta, self.bias)
         return self.y
 
-    def backward(self, dy):
-        """Exact analytic gradient; dy (N, C, H, W) -> dx."""
+    def backward(self, dy, need_dx: bool = True):
+        """Exact analytic gradient; dy (N, C, H, W) -> dx (None when need_dx is False)."""
+        if not need_dx:
+            return None
         return ops.lrn_bwd(dy, self.x, self.y, self.scale, self.size, self.alpha, self.beta)
 
     def deconv(self, r):

@@ -37,8 +37,11 @@ class MaxPool2d(Layer):
         y, self.switches = ops.maxpool_fwd(x, self.k, self.stride, self.pad)
         return y
 
-    def backward(self, dy):
-        """dy: (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its switch."""
+    def backward(self, dy, need_dx: bool = True):
+        """dy: (N, C, OH, OW) -> dx (N, C, H, W): each gradient goes to its switch (None when
+        need_dx is False)."""
+        if not need_dx:
+            return None
         return ops.maxpool_bwd(dy, self.switches, self.x_shape, self.k, self.stride, self.pad)
 
     def deconv(self, r):

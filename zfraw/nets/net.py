@@ -1,6 +1,8 @@
 """A Net: an ordered list of named layers with forward, backward, projections and state."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import backend, ops
@@ -10,8 +12,22 @@ from . import summary as _summary
 RULES = ("deconv", "backprop", "guided")
 
 
+class LastForward(NamedTuple):
+    """How far the last completed forward went: ``until`` as passed (None: the whole net),
+    ``stop`` the index of the last layer it ran, ``batch`` its N. Only layers 0..stop hold
+    arrays of that forward; the ones after it may hold an older forward's."""
+    until: str | None
+    stop: int
+    batch: int
+
+
 class Net:
-    """Layers applied in order. ``input_shape`` is the per-example (C, H, W)."""
+    """Layers applied in order. ``input_shape`` is the per-example (C, H, W).
+
+    ``last_forward`` (a :class:`LastForward`, None before the first forward) records which
+    layers hold the arrays of the last forward, so that backward and project refuse to start
+    from a layer it did not reach (whose switches would be a stale forward's).
+    """
 
     def __init__(self, layers, input_shape, num_classes, arch="custom"):
         names = [layer.name for layer in layers]
@@ -22,6 +38,7 @@ class Net:
         self.num_classes = num_classes
         self.arch = arch
         self.shapes = _summary.propagate_shapes(self.layers, self.input_shape)
+        self.last_forward: LastForward | None = None
 
     # -- lookup ----------------------------------------------------------------------------
     def index(self, name: str) -> int:
@@ -42,22 +59,47 @@ class Net:
     def forward(self, x, until: str | None = None, capture=()):
         """x: (N, C, H, W) -> logits (N, classes), or the output of layer ``until``.
         With ``capture`` (layer names), returns (output, {name: activation})."""
+        want = f"(N, {', '.join(map(str, self.input_shape))})"
+        if not hasattr(x, "ndim"):  # not converted: a list would cost a silent host copy
+            raise TypeError(f"{self.arch}: forward needs an {want} numpy or cupy array, "
+                            f"got {type(x).__name__}")
         if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"{self.arch}: expected input (N, {', '.join(map(str, self.input_shape))}),"
-                             f" got shape {tuple(x.shape)}")
+            raise ValueError(f"{self.arch}: expected input {want}, got shape {tuple(x.shape)}")
         stop = self.index(until) if until is not None else len(self.layers) - 1
         wanted = set(capture)
         for name in wanted:
             if self.index(name) > stop:
                 raise ValueError(f"cannot capture {name!r}: it comes after {until!r}")
-        captured = {}
+        captured, batch = {}, int(x.shape[0])
+        self.last_forward = None  # from here until the end no forward is complete
         for layer in self.layers[:stop + 1]:
             layer.release()  # before anything is allocated: the new arrays reuse the old's memory
         for layer in self.layers[:stop + 1]:
             x = layer.forward(x)
             if layer.name in wanted:
                 captured[layer.name] = x
+        self.last_forward = LastForward(until, stop, batch)
         return (x, captured) if capture else x
+
+    def _check_signal(self, what: str, index: int, signal) -> None:
+        """Raise unless the last forward reached layer ``index`` and ``signal`` is shaped like
+        that layer's output in it, batch included."""
+        name = self.layers[index].name
+        last = self.last_forward
+        if last is None:
+            raise ValueError(f"{what}({name!r}): no completed forward holds {name!r}'s arrays; "
+                             f"run net.forward(x, until={name!r}) (or further) first")
+        if index > last.stop:
+            raise ValueError(f"{what}({name!r}): the last forward stopped at until={last.until!r},"
+                             f" before {name!r}; run net.forward(x, until={name!r}) first")
+        shape = getattr(signal, "shape", None)
+        if shape is None:
+            raise TypeError(f"{what}({name!r}): the signal must be an array, got "
+                            f"{type(signal).__name__}")
+        expected = (last.batch,) + tuple(self.output_shape(name))
+        if tuple(shape) != expected:
+            raise ValueError(f"{what}({name!r}): signal shape {tuple(shape)} does not match "
+                             f"{expected}, the output of {name!r} in the last forward")
 
     def backward(self, dy, start: str | None = None, input_grad: bool = True):
         """Backpropagate dy (shaped like the output of ``start``, the last layer by default) to
@@ -67,16 +109,13 @@ class Net:
         the lowest layer with parameters, which fills its grads only, and None is returned
         (for zf that skips conv1's col2im over its largest tensor)."""
         stop = self.index(start) if start is not None else len(self.layers) - 1
+        self._check_signal("backward", stop, dy)
         lowest = 0
-        if not input_grad:
-            lowest = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+        if not input_grad:  # below the lowest layer with parameters there is nothing to fill
+            lowest = next((i for i, layer in enumerate(self.layers) if layer.params), stop + 1)
         for i in range(stop, lowest - 1, -1):
-            layer = self.layers[i]
-            if i == lowest and not input_grad and layer.params:
-                layer.backward(dy, need_dx=False)
-                return None
-            dy = layer.backward(dy)
-        return dy
+            dy = self.layers[i].backward(dy, need_dx=input_grad or i > lowest)
+        return dy if input_grad else None
 
     def project(self, name: str, signal, rule: str = "deconv"):
         """Project ``signal`` (shaped like the output of layer ``name`` in the last forward) to
@@ -87,8 +126,10 @@ class Net:
         and no parameter gradients are touched."""
         if rule not in RULES:
             raise ValueError(f"unknown projection rule {rule!r}; choose one of {', '.join(RULES)}")
+        index = self.index(name)
+        self._check_signal("project", index, signal)
         r = signal
-        for layer in reversed(self.layers[:self.index(name) + 1]):
+        for layer in reversed(self.layers[:index + 1]):
             if isinstance(layer, ReLU) and rule != "deconv":
                 r = layer.backward(r)
                 if rule == "guided":

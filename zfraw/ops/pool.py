@@ -1,9 +1,14 @@
 """Reference max pooling with switches, its backward, and unpooling.
 
 The switch of an output is the position of the window's maximum as a row-major index
-``i*k + j`` into the k x k window (uint8). Tie rule, the same on every backend: the first
-maximum in row-major window order wins. Padding is -inf, so it never wins (every window
-overlaps the input because pad < k is required).
+``i*k + j`` into the k x k window (uint8). One rule on every backend (numpy, numba, cuda):
+
+- only real taps (inside the input) are candidates: a padding tap is never a switch;
+- the switch is the first real maximum in row-major window order (a strict '>' against the
+  running maximum, which starts at the window's first real tap);
+- so when every real value of a window is -inf, the switch is its first real tap.
+
+Every window holds at least one real tap because pad < k is required.
 """
 from __future__ import annotations
 
@@ -38,17 +43,28 @@ def maxpool_fwd(x, k: int, stride: int, pad: int):
     OH, OW = check_pool(x.shape, k, stride, pad)
     H, W = x.shape[2:]
     xpad = x
-    if pad:
+    if pad:  # the fill value is never a candidate (the mask below), -inf only for clarity
         xpad = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-xp.inf)
-    y = xpad[:, :, 0:stride * OH:stride, 0:stride * OW:stride].copy()
+        real = xp.zeros((H + 2 * pad, W + 2 * pad), dtype=bool)  # padded plane: True in the input
+        real[pad:pad + H, pad:pad + W] = True
+
+    def tap(a, i, j):  # the (.., OH, OW) values of every window at offset (i, j)
+        return a[..., i:i + stride * OH:stride, j:j + stride * OW:stride]
+
+    y = tap(xpad, 0, 0).copy()
     switches = xp.zeros(y.shape, dtype=xp.uint8)
+    found = tap(real, 0, 0).copy() if pad else None  # (OH, OW): window has seen a real tap
     # Running maximum over the k*k window offsets; strict '>' keeps the first maximum.
     for i in range(k):
         for j in range(k):
             if i == 0 and j == 0:
                 continue
-            v = xpad[:, :, i:i + stride * OH:stride, j:j + stride * OW:stride]
+            v = tap(xpad, i, j)
             better = v > y
+            if pad:  # a real tap replaces a padding start; a padding tap replaces nothing
+                r = tap(real, i, j)
+                better = r & (better | ~found)
+                found = found | r
             y = xp.where(better, v, y)
             # where(), not a masked store: on CuPy a boolean-mask store syncs with the host.
             switches = xp.where(better, xp.uint8(i * k + j), switches)

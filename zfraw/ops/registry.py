@@ -44,7 +44,7 @@ def _load(impl: str) -> bool:
     if impl not in _loaded:
         try:
             if impl == "cuda" and not backend.cuda_available():
-                raise RuntimeError("no usable GPU/CuPy")
+                raise RuntimeError(f"no usable GPU/CuPy: {backend.cuda_unavailable_reason()}")
             importlib.import_module(_KERNEL_PACKAGES[impl])
             _loaded[impl] = True
         except Exception as e:  # noqa: BLE001 - optional dependency missing or broken

@@ -8,8 +8,9 @@ correspondence, the changes agree in sign across images:
 
 over ordered pairs, H the Hamming distance. We use the normalised Hamming distance (the
 fraction of dimensions whose signs differ), so Delta lies in [0, n(n-1)] whatever the layer
-size, and also report mean_pair = Delta / (n(n-1)). Lower = more consistent. The control is
-the same computation with a square of the same size at a random place in each image.
+size; :func:`correspondence` also returns the number of pairs n(n-1), by which Delta divides
+into a per-pair mean. Lower = more consistent. The control is the same computation with a
+square of the same size at a random place in each image.
 """
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ def correspondence(features, images: np.ndarray, boxes, layers, n_random: int = 
                    seed: int = 0, fill: float = 0.0):
     """Delta for the given part boxes and for ``n_random`` draws of random boxes of the same
     sizes. features(x) -> (probs, {layer: activation}); images (n, C, H, W) net inputs of one
-    class; boxes: n half-open (y0, x0, y1, x1). Returns {layer: {'part': Delta,
-    'random_mean': ..., 'random_std': ..., 'pairs': n(n-1)}}."""
+    class; boxes: n half-open (y0, x0, y1, x1). Returns {layer: {'part': Delta of the part
+    boxes, 'random_mean' and 'random_std': mean and standard deviation of Delta over the
+    random draws (nan when n_random is 0), 'pairs': n(n-1)}}, all floats but 'pairs' (int)."""
     images = np.asarray(images, dtype=np.float32)
     if len(boxes) != len(images):
         raise ValueError(f"{len(images)} images but {len(boxes)} boxes")

@@ -57,9 +57,10 @@ def crop_box(net, layer: str, y: int, x: int):
 def project_topk(net, source, layer: str, topk: TopK, maps, rule: str = "deconv",
                  batch_size: int = 64):
     """Project the kept activations of ``maps`` and crop them and their image patches to the
-    receptive field. Returns {map: list of (value, image index, projection crop (C, s, s),
-    patch crop (C, s, s) in 0..255)}, strongest first; empty slots are left out. Crops may
-    reach outside the image: the projection is padded with 0, the patch with grey 128."""
+    receptive field. Returns {map: list of :class:`Projected` (value, image index, box,
+    projection crop (C, s, s), patch crop (C, s, s) in 0..255)}, strongest first; empty slots
+    are left out. Crops may reach outside the image: the projection is padded with 0, the
+    patch with grey 128."""
     entries = [(m, r) for m in maps for r in range(topk.values.shape[1])
                if topk.image[m, r] >= 0]
     out = {m: [] for m in maps}
