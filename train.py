@@ -32,7 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 argument_default=argparse.SUPPRESS)
-    p.add_argument("--arch", choices=ARCHS, help=f"(default {d.arch})")
+    p.add_argument("--arch", help=f"{' | '.join(ARCHS)}, each optionally with variants: "
+                   f"zf-64+no-fc67 (python -m zfraw.nets --variants lists them; default {d.arch})")
     p.add_argument("--data", help="synthetic[:N] | tiny-imagenet:PATH | folder:PATH | "
                    f"caltech101:PATH (default {d.data})")
     p.add_argument("--epochs", type=int, help=f"total epochs of the run (default {d.epochs})")
@@ -66,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="dropout probability of fc6/fc7 (default: the paper's 0.5)")
     p.add_argument("--renorm-radius", type=float,
                    help=f"filter RMS limit (default the paper's {d.renorm_radius}; 0: none)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start every layer but the classifier from this checkpoint or run folder "
+                   "(transfer learning)")
     p.add_argument("--cache-dir", help="decoded-image cache (default $ZFRAW_CACHE or ~/.cache/zfraw)")
     p.add_argument("--on-error", choices=("warn", "raise"),
                    help="unreadable image files: skip with a warning, or stop")

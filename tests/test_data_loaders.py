@@ -166,6 +166,31 @@ def test_caltech101_protocol(tmp_path):
         load_caltech101(root, size=16, n_train=5, cache_dir=str(tmp_path / "c"))
 
 
+def test_caltech256_protocol_and_specs(tmp_path):
+    """The Caltech-256 layout (NNN.name folders, clutter excluded), N per class by spec, splits
+    from the seed: disjoint train/test, every class with N train and up to 25 test images."""
+    from zfraw.data import load_caltech256, load_spec
+
+    root = str(tmp_path / "c256")
+    cats = os.path.join(root, "256_ObjectCategories")
+    for c, n in (("001.ak47", 40), ("002.bat", 20), ("257.clutter", 6)):
+        for i in range(n):
+            write_image(os.path.join(cats, c, f"{c[:3]}_{i:04d}.jpg"), 20, 18, seed=i)
+    cache = str(tmp_path / "cache")
+    train, test = load_caltech256(root, size=16, n_train=15, seed=3, cache_dir=cache)
+    assert train.classes == ["001.ak47", "002.bat"] and train.names == ["ak47", "bat"]
+    np.testing.assert_array_equal(np.bincount(train.labels), [15, 15])
+    np.testing.assert_array_equal(np.bincount(test.labels), [25, 5])
+    assert not set(train.files) & set(test.files)
+    splits = [load_spec(f"caltech256-15:{root}", 16, seed=s, cache_dir=cache)[0].files
+              for s in range(5)]
+    assert splits[3] == train.files and len({tuple(f) for f in splits}) == 5
+    with pytest.raises(DataError, match="fewer than n_train .* 31 images: 002.bat"):
+        load_spec(f"caltech256:{root}", 16, cache_dir=cache)  # 30 per class by default
+    with pytest.raises(DataError, match="unknown dataset kind"):
+        load_spec(f"caltech256-x:{root}", 16)
+
+
 def test_mean_per_class_accuracy():
     labels = np.array([0, 0, 0, 0, 1, 1, 2])
     pred = np.array([0, 0, 0, 1, 0, 1, 2])

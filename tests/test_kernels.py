@@ -17,6 +17,7 @@ import pytest
 
 from zfraw import backend
 from zfraw.ops import registry
+from zfraw.ops.conv import pads4
 from zfraw.ops.registry import IMPL_DEVICE
 
 TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-10)}  # (atol, rtol)
@@ -77,6 +78,9 @@ WINDOWS = [
     ((1, 3, 9, 8), 5, 5, 2, 2, True),      # odd sizes, padding, strided input
     ((2, 2, 7, 5), 3, 2, 2, 1, False),     # non-square kernel
     ((1, 2, 2, 3), 3, 3, 1, 2, False),     # padding larger than the map
+    ((2, 3, 7, 6), 3, 3, 2, (1, 0, 2, 1), False),  # asymmetric (top, left, bottom, right)
+    ((1, 2, 6, 9), 5, 3, 1, (0, 2, 1, 0), True),   # asymmetric, non-square kernel, strided
+    ((2, 2, 5, 5), 2, 2, 3, (1, 1, 0, 0), False),  # stride > kernel, pads only before
 ]
 
 
@@ -128,9 +132,10 @@ def pool_input(rng, shape, dtype, values, nc=False):
 def assert_switches_in_image(sw, x_shape, k, s, p):
     """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
     H, W = x_shape[2:]
+    top, left = pads4(p)[:2]
     i, j = np.divmod(sw.astype(np.int64), k)
     oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
-    h, w = oh * s - p + i, ow * s - p + j
+    h, w = oh * s - top + i, ow * s - left + j
     assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
 
 
@@ -159,6 +164,42 @@ def test_maxpool_bwd(impl, dtype, shape, k, s, p, nc):
     dy = rand(rng, sw.shape, dtype, nc)
     assert_close(run("maxpool_bwd", impl, dy, sw, shape, k, s, p),
                  reference("maxpool_bwd", dy, sw, shape, k, s, p), dtype)
+
+
+# (N, C, H, W), k, stride, pad (an int or (top, left, bottom, right)), ceil_mode, non-contiguous
+POOLS_ASYM_CEIL = [
+    ((2, 3, 8, 6), 3, 2, 0, True, False),             # ceil: a partial last window each way
+    ((2, 2, 6, 7), 3, 2, (0, 1, 1, 0), False, True),  # asymmetric, strided input
+    ((1, 3, 6, 7), 3, 2, (1, 0, 0, 1), True, False),  # asymmetric and ceil
+    ((2, 2, 5, 5), 2, 2, (1, 1, 0, 0), True, False),  # the last window runs past the input
+    ((1, 2, 4, 5), 3, 3, (2, 0, 1, 2), True, False),  # stride = window, heavy padding
+    ((1, 1, 1, 2), 3, 2, (2, 1, 0, 0), True, False),  # window larger than the map
+]
+
+
+@pytest.mark.parametrize("impl", kernel_impls("maxpool_fwd"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("values", POOL_VALUES)
+@pytest.mark.parametrize("shape,k,s,p,ceil,nc", POOLS_ASYM_CEIL)
+def test_maxpool_fwd_asymmetric_and_ceil(impl, dtype, values, shape, k, s, p, ceil, nc):
+    x = pool_input(np.random.default_rng(4), shape, dtype, values, nc)
+    y, sw = run("maxpool_fwd", impl, x, k, s, p, ceil)
+    y_ref, sw_ref = reference("maxpool_fwd", x, k, s, p, ceil)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(sw, sw_ref)
+    assert_switches_in_image(sw, shape, k, s, p)
+
+
+@pytest.mark.parametrize("impl", kernel_impls("maxpool_bwd"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,k,s,p,ceil,nc", POOLS_ASYM_CEIL)
+def test_maxpool_bwd_asymmetric_and_ceil(impl, dtype, shape, k, s, p, ceil, nc):
+    rng = np.random.default_rng(5)
+    x = pool_input(rng, shape, dtype, "neg_inf")
+    _, sw = reference("maxpool_fwd", x, k, s, p, ceil)
+    dy = rand(rng, sw.shape, dtype, nc)
+    assert_close(run("maxpool_bwd", impl, dy, sw, shape, k, s, p, ceil),
+                 reference("maxpool_bwd", dy, sw, shape, k, s, p, ceil), dtype)
 
 
 # (N, C, H, W), size, beta, non-contiguous inputs

@@ -10,6 +10,7 @@ Every test runs on two backends (the ``dev`` fixture):
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 
@@ -91,6 +92,9 @@ CONV_GEOMS = [
     (3, 4, 4, 4, 4, 4, 1, 0),    # window = input: 1x1 output
     (1, 3, 11, 11, 7, 7, 2, 3),  # conv1-like
     (1, 1, 3, 3, 3, 3, 4, 2),    # stride > kernel with padding
+    (2, 3, 7, 6, 3, 3, 2, (1, 0, 2, 1)),  # asymmetric (top, left, bottom, right)
+    (1, 2, 6, 9, 5, 3, 1, (0, 2, 1, 0)),  # asymmetric, rectangular kernel
+    (2, 2, 5, 5, 2, 2, 3, (1, 1, 0, 0)),  # stride > kernel, pads only before
 ]
 
 
@@ -163,9 +167,10 @@ def _pool_input(geom, dtype, values: str):
 def _assert_switches_in_image(sw, x_shape, k, s, p):
     """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
     H, W = x_shape[2:]
+    top, left = ref_conv.pads4(p)[:2]
     i, j = np.divmod(sw.astype(np.int64), k)
     oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
-    h, w = oh * s - p + i, ow * s - p + j
+    h, w = oh * s - top + i, ow * s - left + j
     assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
 
 
@@ -207,6 +212,104 @@ def test_maxpool_noncontiguous_and_bad_shape(dev):
         pool.maxpool_bwd(dev.put(dy[:, :, 1:]), sw, x.shape, 3, 2, 1)
     with pytest.raises(ValueError, match="padding"):
         pool.maxpool_fwd(dev.put(x), 2, 2, 2)
+
+
+# (N, C, H, W, k, stride, pad (an int or (top, left, bottom, right)), ceil_mode)
+POOL_GEOMS_ASYM_CEIL = [
+    (2, 3, 8, 6, 3, 2, 0, True),              # ceil: a partial last window each way
+    (2, 2, 6, 7, 3, 2, (0, 1, 1, 0), False),  # asymmetric
+    (1, 3, 6, 7, 3, 2, (1, 0, 0, 1), True),   # asymmetric and ceil
+    (2, 2, 5, 5, 2, 2, (1, 1, 0, 0), True),   # the last window runs past the input
+    (1, 2, 4, 5, 3, 3, (2, 0, 1, 2), True),   # stride = window, heavy padding
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", POOL_GEOMS_ASYM_CEIL, ids=str)
+@pytest.mark.parametrize("values", POOL_VALUES)
+def test_maxpool_asymmetric_and_ceil(dev, geom, dtype, values):
+    k, s, p, ceil = geom[4:]
+    x = _pool_input(geom, dtype, values)
+    y, sw = pool.maxpool_fwd(dev.put(x), k, s, p, ceil)
+    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p, ceil)
+    _equal(dev, y, y_ref)
+    _equal(dev, sw, sw_ref)
+    _assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
+    dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
+    dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p, ceil)
+    _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, k, s, p, ceil), dtype)
+
+
+# --- layers on the cuda primitives: grouped conv, asymmetric pads, ceil_mode pooling ---------
+
+WINDOW_OPS = ("im2col", "col2im", "maxpool_fwd", "maxpool_bwd")
+
+
+@contextlib.contextmanager
+def _numpy_arrays_to_cuda_launchers():
+    """While active, zfraw.ops sends the window primitives of NumPy arrays to the cuda
+    launchers (which the emulator runs)."""
+    from zfraw import ops
+    from zfraw.ops import registry
+    plain = ops.lookup
+    ops.lookup = lambda op, x: registry._table[(op, "cuda")] if op in WINDOW_OPS else plain(op, x)
+    try:
+        yield
+    finally:
+        ops.lookup = plain
+
+
+@pytest.fixture
+def cuda_primitives(dev):
+    """A context in which the layers run the cuda window primitives: on the GPU the registry's
+    impl 'cuda'; emulated, the launchers called on NumPy arrays."""
+    from zfraw import ops
+    return ops.use_impl("cuda") if dev.name == "gpu" else _numpy_arrays_to_cuda_launchers()
+
+
+def _layer_passes(dev, layer, x, r, context):
+    """forward, backward (dx and grads) and deconv on ``dev`` under ``context``, on the host."""
+    for d in (layer.params, layer.grads):
+        for key in d:
+            d[key] = dev.put(backend.to_host(d[key]))
+    with context:
+        y = dev.get(layer.forward(dev.put(x)))
+        dx = dev.get(layer.backward(dev.put(r)))
+        grads = [dev.get(layer.grads[key]).copy() for key in sorted(layer.grads)]
+        down = dev.get(layer.deconv(dev.put(r)))
+    return [y, dx, down] + grads
+
+
+@pytest.mark.parametrize("cin,cout,k,s,pad,groups", [
+    (4, 6, 3, 2, (1, 0, 2, 1), 2), (3, 3, 3, 1, 1, 3), (4, 4, 2, 1, (0, 1, 1, 0), 1)])
+def test_conv_layer_grouped_and_asymmetric_on_cuda_primitives(dev, cuda_primitives, cin, cout,
+                                                              k, s, pad, groups):
+    from zfraw.layers import Conv2d
+    rng = _rng("conv-layer", cin, cout, k, s, pad, groups)
+    layer = Conv2d(cin, cout, k, s, pad, dtype=np.float64, groups=groups)
+    layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape)
+    layer.params["b"][...] = rng.standard_normal(cout)
+    x = rng.standard_normal((2, cin, 7, 6))
+    r = rng.standard_normal((2,) + layer.output_shape(x.shape[1:]))
+    ref = _layer_passes(_Device("emu"), layer, x, r, contextlib.nullcontext())  # NumPy arrays
+    got = _layer_passes(dev, layer, x, r, cuda_primitives)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, **TOL[np.float64])
+
+
+@pytest.mark.parametrize("geom", POOL_GEOMS_ASYM_CEIL, ids=str)
+def test_maxpool_layer_asymmetric_and_ceil_on_cuda_primitives(dev, cuda_primitives, geom):
+    from zfraw.layers import MaxPool2d
+    k, s, p, ceil = geom[4:]
+    layer = MaxPool2d(k, s, p, ceil_mode=ceil)
+    x = _pool_input(geom, np.float64, "neg_inf")
+    r = _rng("pool-layer", geom).standard_normal((geom[0],) + layer.output_shape(x.shape[1:]))
+    ref = _layer_passes(_Device("emu"), layer, x, r, contextlib.nullcontext())
+    sw_ref = backend.to_host(layer.switches)
+    got = _layer_passes(dev, layer, x, r, cuda_primitives)
+    np.testing.assert_array_equal(dev.get(layer.switches), sw_ref)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, **TOL[np.float64])
 
 
 # --- LRN -------------------------------------------------------------------------------------

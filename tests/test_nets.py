@@ -91,6 +91,44 @@ def test_alexnet_summary():
     assert rows["conv1"]["params"] == 96 * 3 * 121 + 96
 
 
+def test_alexnet_grouped_is_bvlc_alexnet():
+    net = build("alexnet-grouped", num_classes=1000)
+    rows = {r["name"]: r for r in net.summary()}
+    # bvlc_alexnet's order: conv, relu, LRN, then pooling, in blocks 1 and 2.
+    assert [layer.name for layer in net.layers][:10] == [
+        "conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2", "conv3", "relu3"]
+    assert net.input_shape == (3, 227, 227)
+    assert [rows[n]["out_shape"] for n in ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4",
+                                            "conv5", "pool5")] == [
+        (96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
+        (384, 13, 13), (256, 13, 13), (256, 6, 6)]
+    assert rows["flatten"]["out_shape"] == (9216,)
+    assert [rows[n]["out_shape"] for n in ("fc6", "fc7", "fc8")] == [(4096,), (4096,), (1000,)]
+    assert [net.layers[net.index(n)].groups for n in ("conv1", "conv2", "conv3", "conv4",
+                                                        "conv5")] == [1, 2, 1, 2, 2]
+    norm = net.layers[net.index("norm1")]
+    assert (norm.size, norm.alpha, norm.beta, norm.bias) == (5, 1e-4, 0.75, 1.0)  # Caffe's k=1
+    # (out, in per group, k): a grouped filter sees half its input maps.
+    convs = [(96, 3, 11), (256, 48, 5), (384, 256, 3), (384, 192, 3), (256, 192, 3)]
+    fcs = [(4096, 9216), (4096, 4096), (1000, 4096)]
+    expected = sum(o * i * k * k + o for o, i, k in convs) + sum(o * i + o for o, i in fcs)
+    assert net.num_params() == expected == 60_965_224
+    assert rows["conv2"]["macs"] == 256 * 48 * 25 * 27 * 27
+    assert net.layers[net.index("conv4")].params["W"].shape == (384, 192, 3, 3)
+    assert "60,965,224" in net.summary_text() and "256x6x6" in net.summary_text()
+
+
+def test_alexnet_grouped_narrow_builds_runs_and_keeps_channels_divisible():
+    net = build("alexnet-grouped", num_classes=5, width=0.05, init="he")
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5"):
+        layer = net.layers[net.index(name)]
+        assert layer.in_ch % layer.groups == 0 and layer.out_ch % layer.groups == 0
+        if name != "conv5":   # conv4 and conv5 are grouped: their inputs must divide too
+            assert layer.out_ch % 2 == 0
+    x = np.random.default_rng(0).standard_normal((2, 3, 227, 227)).astype(np.float32)
+    assert net.forward(x).shape == (2, 5)
+
+
 def test_small_variants_build_and_share_the_block_structure():
     for arch in ("zf-64", "alexnet-64", "zf-32"):
         net = build(arch, num_classes=10, width=0.125)
@@ -172,7 +210,8 @@ def test_state_dict_round_trip_includes_dropout_counters():
 
 
 def test_archs_listed():
-    assert set(nets.ARCHS) == {"zf", "alexnet", "zf-64", "alexnet-64", "zf-32"}
+    assert set(nets.ARCHS) == {"zf", "alexnet", "alexnet-grouped", "zf-64", "alexnet-64",
+                               "zf-32"}
 
 
 def test_backward_without_input_gradient_gives_the_same_parameter_gradients():

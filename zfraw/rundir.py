@@ -54,7 +54,7 @@ def stored_size(crop: int) -> int:
     return 256 if crop == 224 else crop + crop // 8
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` atomically (readers see the old or the new file, never half)."""
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     try:
@@ -211,7 +211,7 @@ class RunDir:
 
     # -- config and metrics --------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        _write_atomic(self.config_path, json.dumps(config, indent=1) + "\n")
+        write_atomic(self.config_path, json.dumps(config, indent=1) + "\n")
 
     def read_config(self) -> dict:
         """The run's config.json as a dict; :class:`RunError` when the folder is not a run."""
@@ -252,10 +252,10 @@ class RunDir:
         being resumed belong to work that is about to be redone)."""
         if self.metrics_path.is_file():
             kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
-            _write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+            write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def clear_metrics(self) -> None:
-        _write_atomic(self.metrics_path, "")
+        write_atomic(self.metrics_path, "")
 
     # -- the mean image ------------------------------------------------------------------------
     def save_mean(self, mean) -> None:

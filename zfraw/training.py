@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -24,7 +25,7 @@ import numpy as np
 from . import backend, host, ops
 from .data import BatchLoader, load_spec, mean_image, mean_per_class_accuracy
 from .layers import Dropout
-from .nets import ARCHS, build, get_spec
+from .nets import build, get_spec
 from .ops import registry
 from .ops.elementwise import check_dropout_p
 from .optim import SCHEMES, SGD, ReduceLROnPlateau, StepLR, renormalize_filters
@@ -49,7 +50,9 @@ class TrainConfig:
     paper's raw 0..255 range; 1/64 gives inputs of about unit scale, which 'he' init wants);
     ``dropout`` overrides the architecture's dropout probability (None keeps the paper's 0.5;
     0 trains small demo nets several times faster); ``renorm_radius`` is the paper's filter
-    RMS limit (0: no renormalization, as in the paper's Fig. 6(a))."""
+    RMS limit (0: no renormalization, as in the paper's Fig. 6(a)); ``init_from`` a checkpoint
+    or run folder whose weights start every layer but the classifier (transfer: the paper's
+    Table 4 rows that train the whole net)."""
 
     arch: str = "zf-32"
     data: str = "synthetic"
@@ -75,6 +78,7 @@ class TrainConfig:
     on_error: str = "warn"
     prefetch: bool = True
     progress: bool = True
+    init_from: str | None = None
 
 
 # What a resume may do with each setting. FIXED ones define the run (the net, the data, the
@@ -82,7 +86,7 @@ class TrainConfig:
 # CHANGEABLE ones may move between sessions: the new value is applied and said. SESSION ones
 # only concern this process (where output goes, how data is read) and are taken silently.
 FIXED = ("arch", "width", "data", "resize", "seed", "init", "batch_size", "input_scale",
-         "dropout", "momentum", "weight_decay", "renorm_radius")
+         "dropout", "momentum", "weight_decay", "renorm_radius", "init_from")
 CHANGEABLE = ("epochs", "lr", "schedule", "lr_step", "impl", "device", "ten_crop")
 SESSION = ("out", "cache_dir", "on_error", "prefetch", "progress")
 assert set(FIXED + CHANGEABLE + SESSION) == {f.name for f in dataclasses.fields(TrainConfig)}
@@ -94,7 +98,10 @@ def check_config(cfg: TrainConfig) -> None:
         if not ok:
             raise ValueError(message)
 
-    need(cfg.arch in ARCHS, f"unknown architecture {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    try:
+        get_spec(cfg.arch)
+    except ValueError as e:
+        raise ValueError(f"--arch: {e}") from None
     need(isinstance(cfg.epochs, int) and cfg.epochs >= 1,
          f"--epochs must be a positive number of epochs, got {cfg.epochs}")
     need(cfg.batch_size >= 1, f"--batch-size must be >= 1, got {cfg.batch_size}")
@@ -117,6 +124,8 @@ def check_config(cfg: TrainConfig) -> None:
             check_dropout_p(cfg.dropout)
         except ValueError:
             raise ValueError(f"--dropout must be in [0, 1), got {cfg.dropout}") from None
+    need(cfg.init_from is None or os.path.exists(cfg.init_from),
+         f"--init-from {cfg.init_from}: no such checkpoint or run folder")
     need(cfg.device in backend.DEVICES,
          f"unknown --device {cfg.device!r}; choose one of {', '.join(backend.DEVICES)}")
     try:
@@ -379,6 +388,8 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
     net.to(cfg.device)  # before the optimizer state is loaded: velocities go where the weights are
     opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = _make_schedule(cfg, opt)
+    if ckpt is None and cfg.init_from:
+        log(_init_from(net, cfg.init_from))
     if ckpt is None:
         mean = mean_image(train_set.images)
         epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
@@ -489,6 +500,31 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
                 f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "
                 f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
     return {"status": "done", "epoch": epoch, "step": 0, "metrics": metrics}
+
+
+def _init_from(net, source) -> str:
+    """Copy into ``net`` every parameter of the checkpoint ``source`` (a .npz, or a run folder's
+    newest) with the same name and shape, except the classifier (the last layer), which keeps
+    its fresh initialisation. Returns a line saying what was copied."""
+    from pathlib import Path
+
+    path = Path(source)
+    run = RunDir(path if path.is_dir() else path.parent)
+    state, path = run.load(None if path.is_dir() else path, flag="--init-from")
+    classifier = net.layers[-1].name
+    copied, skipped = [], []
+    for name, p, _ in net.params_and_grads():
+        value = state["net"].get(name)
+        if name.startswith(classifier + ".") or value is None or value.shape != p.shape:
+            skipped.append(name)
+            continue
+        p[...] = backend.get_array_module(p).asarray(value, dtype=p.dtype)
+        copied.append(name)
+    if not copied:
+        raise RunError(f"--init-from {path}: no parameter of this {net.arch} matches the "
+                       "checkpoint's names and shapes")
+    return (f"initialised {len(copied)} parameters from {path} ({', '.join(copied)}); "
+            f"fresh: {', '.join(skipped)}")
 
 
 def _restore_schedule(cfg: TrainConfig, saved_cfg: dict, opt, sched, state) -> None:

@@ -11,6 +11,9 @@ What this version does differently from the NumPy reference:
 - The backward reads each switch once and adds dy at that input position, instead of k*k
   masked passes over the whole tensor.
 - One (image, channel) plane per parallel task, so accumulation needs no atomics.
+- Padding enters as the top and left pads (pt, pl) and the output size, so asymmetric pads and
+  ceil_mode (windows running past the padded input, clipped like any border window) run the
+  same code as a symmetric pad.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from zfraw.ops import pool as reference
+from zfraw.ops.conv import pads4
 from zfraw.ops.pool import check_pool, check_pool_bwd
 from zfraw.ops.registry import register
 
@@ -41,16 +45,16 @@ def _window_max(plane, h0, w0, i0, i1, j0, j1, k):
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_fwd(x, k, stride, pad, y, switches):
+def _maxpool_fwd(x, k, stride, pt, pl, y, switches):
     N, C, H, W = x.shape
     OH, OW = y.shape[2], y.shape[3]
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         plane, y_nc, s_nc = x[n, c], y[n, c], switches[n, c]
         for oh in range(OH):
-            h0 = oh * stride - pad
+            h0 = oh * stride - pt
             for ow in range(OW):
-                w0 = ow * stride - pad
+                w0 = ow * stride - pl
                 if h0 >= 0 and w0 >= 0 and h0 + k <= H and w0 + k <= W:
                     # Interior window (almost all of them): constant bounds, no clipping.
                     best, arg = _window_max(plane, h0, w0, 0, k, 0, k, k)
@@ -64,7 +68,7 @@ def _maxpool_fwd(x, k, stride, pad, y, switches):
 
 
 @njit(parallel=True, cache=True)
-def _maxpool_bwd(dy, switches, k, stride, pad, dx):
+def _maxpool_bwd(dy, switches, k, stride, pt, pl, dx):
     N, C, H, W = dx.shape
     OH, OW = dy.shape[2], dy.shape[3]
     for nc in prange(N * C):
@@ -72,35 +76,38 @@ def _maxpool_bwd(dy, switches, k, stride, pad, dx):
         plane, dy_nc, s_nc = dx[n, c], dy[n, c], switches[n, c]
         plane[:, :] = 0
         for oh in range(OH):
-            h0 = oh * stride - pad
+            h0 = oh * stride - pt
             for ow in range(OW):
                 s = np.int64(s_nc[oh, ow])
                 i = s // k
-                h, w = h0 + i, ow * stride - pad + s - i * k
+                h, w = h0 + i, ow * stride - pl + s - i * k
                 if h >= 0 and h < H and w >= 0 and w < W:  # a switch into padding feeds nothing
                     plane[h, w] += dy_nc[oh, ow]
 
 
 @register("maxpool_fwd", "numba")
 @floats_only(reference.maxpool_fwd)
-def maxpool_fwd(x, k: int, stride: int, pad: int):
-    """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8)."""
-    OH, OW = check_pool(x.shape, k, stride, pad)
+def maxpool_fwd(x, k: int, stride: int, pad, ceil_mode: bool = False):
+    """Max pooling. x: (N, C, H, W) float -> (y: (N, C, OH, OW), switches: (N, C, OH, OW) uint8).
+    pad: an int or (top, left, bottom, right)."""
+    OH, OW = check_pool(x.shape, k, stride, pad, ceil_mode)
     x = as_c(x)
     N, C = x.shape[:2]
     y = np.empty((N, C, OH, OW), dtype=x.dtype)
     switches = np.empty((N, C, OH, OW), dtype=np.uint8)
-    _maxpool_fwd(x, k, stride, pad, y, switches)
+    pt, pl = pads4(pad)[:2]
+    _maxpool_fwd(x, k, stride, pt, pl, y, switches)
     return y, switches
 
 
 @register("maxpool_bwd", "numba")
 @floats_only(reference.maxpool_bwd)
-def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad: int):
+def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad, ceil_mode: bool = False):
     """Route each dy to its switch; overlapping windows accumulate.
     dy, switches: (N, C, OH, OW) -> dx: (N, C, H, W). Also the deconvnet's unpooling."""
-    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad)
+    OH, OW = check_pool_bwd(dy.shape, switches.shape, x_shape, k, stride, pad, ceil_mode)
     dy = as_c(dy)
     dx = np.empty(tuple(x_shape), dtype=dy.dtype)
-    _maxpool_bwd(dy, as_c(switches, np.uint8), k, stride, pad, dx)
+    pt, pl = pads4(pad)[:2]
+    _maxpool_bwd(dy, as_c(switches, np.uint8), k, stride, pt, pl, dx)
     return dx

@@ -7,7 +7,7 @@
   centre crop - mean, times the input scale) and ten-crop views.
 - :mod:`.batches`: deterministic per-epoch batches with background prefetch.
 - :mod:`.spec`: ``synthetic``, ``synthetic:N``, ``tiny-imagenet:PATH``, ``folder:PATH``,
-  ``caltech101:PATH``.
+  ``caltech101[-N]:PATH``, ``caltech256[-N]:PATH``.
 
 Bad input policy: unreadable image files are skipped with a warning that names each one
 (``on_error='warn'``, the default) or raise :class:`DataError` listing them (``'raise'``). A
@@ -17,7 +17,8 @@ so is a class whose every training file is unreadable (in an evaluation split th
 gets a warning: it is not evaluated).
 """
 from .batches import BatchLoader
-from .caltech101 import load_caltech101, mean_per_class_accuracy
+from .caltech101 import (load_caltech101, load_caltech256, load_caltech_all,
+                         mean_per_class_accuracy, split_rows)
 from .dataset import Dataset, build_dataset, default_cache_dir
 from .folders import load_folder
 from .images import DataError, load_rgb
@@ -30,6 +31,7 @@ from .transforms import (center_crop, center_offset, crop_batch, eval_view, mean
 
 __all__ = ["BatchLoader", "DataError", "Dataset", "SYNTHETIC_CLASSES", "build_dataset",
            "center_crop", "center_offset", "crop_batch", "default_cache_dir", "eval_view",
-           "load_caltech101", "load_folder", "load_rgb", "load_spec", "load_tiny_imagenet",
-           "make_synthetic", "mean_image", "mean_per_class_accuracy", "parse_spec",
-           "synthetic_splits", "ten_crop", "ten_crop_offsets"]
+           "load_caltech101", "load_caltech256", "load_caltech_all", "load_folder", "load_rgb",
+           "load_spec", "load_tiny_imagenet", "make_synthetic", "mean_image",
+           "mean_per_class_accuracy", "parse_spec", "split_rows", "synthetic_splits", "ten_crop",
+           "ten_crop_offsets"]

@@ -48,9 +48,11 @@ class Layer:
         """Per-example output shape for a per-example input shape; raises on a bad input."""
         return tuple(in_shape)
 
-    def window(self, in_shape: tuple) -> tuple[int, int, int]:
-        """(kernel, stride, pad) of this layer's spatial window; (1, 1, 0) when it has none."""
-        return 1, 1, 0
+    def window(self, in_shape: tuple) -> tuple[int, int, int, int]:
+        """(kernel, stride, pad_top, pad_left) of this layer's spatial window, the same kernel
+        and stride in both axes; (1, 1, 0, 0) when it has none. (The bottom and right pads do
+        not move a receptive field: they only decide how many outputs there are.)"""
+        return 1, 1, 0, 0
 
     def macs(self, in_shape: tuple) -> int:
         """Multiply-adds per example."""

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import get_array_module
+from ..ops.conv import pad_spec, pads4
 from .base import Layer
 
 # Output pixels per image from which one product per image beats one over the batch on the CPU.
@@ -37,21 +38,35 @@ def _per_image(xp, pixels: int) -> bool:
 
 
 class Conv2d(Layer):
-    """2-d convolution (cross-correlation, as in every framework) with bias.
+    """2-d convolution (cross-correlation, as in every framework) with bias, optionally grouped.
 
-    params: W (out_ch, in_ch, k, k), b (out_ch,). Forward keeps ``self.cols``
-    (in_ch*k*k, N*OH*OW) for the weight gradient, ``self.x_shape`` (N, in_ch, H, W) and
-    ``self.layout``, the products' layout it chose (PER_IMAGE or BATCHED, module docstring).
+    params: W (out_ch, in_ch // groups, k, k), b (out_ch,). ``pad``: an int or (top, left,
+    bottom, right), ONNX's order. With ``groups`` G, output channels [g*F/G, (g+1)*F/G) see only
+    input channels [g*C/G, (g+1)*C/G) (AlexNet's two-GPU halves; G = in_ch is depthwise).
+    Forward keeps ``self.cols`` (in_ch*k*k, N*OH*OW) for the weight gradient, ``self.x_shape``
+    (N, in_ch, H, W) and ``self.layout``, the products' layout it chose (PER_IMAGE or BATCHED,
+    module docstring).
+
+    Groups: group g's rows of the columns are the contiguous block [g*K/G, (g+1)*K/G), K =
+    in_ch*k*k, so every product (forward, weight gradient, input gradient, deconv) is done per
+    group over row slices of the same columns and filters (:meth:`_groups`); with groups=1 that
+    is one product over the whole arrays, exactly the ungrouped code.
     """
 
     kind = "conv"
     saved = ("cols",)
 
-    def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, pad: int = 0,
-                 dtype=np.float32):
+    def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, pad=0,
+                 dtype=np.float32, groups: int = 1):
         super().__init__()
-        self.in_ch, self.out_ch, self.k, self.stride, self.pad = in_ch, out_ch, k, stride, pad
-        self.params = {"W": np.zeros((out_ch, in_ch, k, k), dtype),
+        if groups < 1 or in_ch % groups or out_ch % groups:
+            raise ValueError(f"conv: in_ch {in_ch} and out_ch {out_ch} must both be divisible "
+                             f"by groups {groups}")
+        self.in_ch, self.out_ch, self.k, self.stride = in_ch, out_ch, k, stride
+        self.pad = pad_spec(pad)          # an int when all four sides agree, else the 4-tuple
+        self.pads = pads4(pad)            # (top, left, bottom, right)
+        self.groups = groups
+        self.params = {"W": np.zeros((out_ch, in_ch // groups, k, k), dtype),
                        "b": np.zeros((out_ch,), dtype)}
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
 
@@ -62,17 +77,24 @@ class Conv2d(Layer):
         return self.out_ch, oh, ow
 
     def window(self, in_shape):
-        return self.k, self.stride, self.pad
+        return self.k, self.stride, self.pads[0], self.pads[1]
 
     def macs(self, in_shape):
         _, oh, ow = self.output_shape(in_shape)
-        return self.out_ch * self.in_ch * self.k * self.k * oh * ow
+        return self.out_ch * (self.in_ch // self.groups) * self.k * self.k * oh * ow
 
     def _geometry(self, x_shape):
         try:
             return ops.check_window(x_shape, self.k, self.k, self.stride, self.pad, "input")
         except ValueError as e:
             raise self._error(str(e)) from None
+
+    def _groups(self):
+        """[(filter rows, column rows)] of each group: slices of W's (F, K/G) matrix and of the
+        columns' K rows. One pair of full slices when groups=1."""
+        fg, kg = self.out_ch // self.groups, self.in_ch // self.groups * self.k * self.k
+        return [(slice(g * fg, (g + 1) * fg), slice(g * kg, (g + 1) * kg))
+                for g in range(self.groups)]
 
     def forward(self, x):
         """x: (N, in_ch, H, W) -> (N, out_ch, OH, OW)."""
@@ -83,12 +105,23 @@ class Conv2d(Layer):
         xp = get_array_module(x)
         self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (K, N*P)
         self.layout = PER_IMAGE if _per_image(xp, p) else BATCHED
-        W2 = self._filters()                                               # (F, K)
+        W2 = self._filters()                                               # (F, K/G)
         if self.layout == PER_IMAGE:
-            y = xp.matmul(W2, self._cols_by_image(n))                      # (N, F, P)
+            cols3 = self._cols_by_image(n)                                 # (N, K, P)
+            if self.groups == 1:
+                y = xp.matmul(W2, cols3)                                   # (N, F, P)
+            else:
+                y = xp.empty((n, self.out_ch, p), dtype=self.cols.dtype)
+                for f, r in self._groups():
+                    xp.matmul(W2[f], cols3[:, r], out=y[:, f])
         else:
-            y = (W2 @ self.cols).reshape(self.out_ch, n, p)                # (F, N, P)
-            y = xp.ascontiguousarray(y.transpose(1, 0, 2))                 # (N, F, P)
+            if self.groups == 1:
+                yb = W2 @ self.cols                                        # (F, N*P)
+            else:
+                yb = xp.empty((self.out_ch, self.cols.shape[1]), dtype=self.cols.dtype)
+                for f, r in self._groups():
+                    xp.matmul(W2[f], self.cols[r], out=yb[f])
+            y = xp.ascontiguousarray(yb.reshape(self.out_ch, n, p).transpose(1, 0, 2))  # (N, F, P)
         y += self.params["b"][:, None]
         return y.reshape(n, self.out_ch, oh, ow)
 
@@ -97,24 +130,27 @@ class Conv2d(Layer):
         need_dx=False (the first layer in training) dx is not computed and None returned."""
         xp = get_array_module(dy)
         dyp = self._dy_for_products(dy)
-        dW = self.grads["W"].reshape(self.out_ch, -1)                      # (F, K), a view
+        dW = self.grads["W"].reshape(self.out_ch, -1)                      # (F, K/G), a view
         if self.layout == PER_IMAGE:                                       # (N, F, P)
             # The per-image (F, K) products are small; their sum is the weight gradient.
-            xp.matmul(dyp, self._cols_by_image(dy.shape[0]).transpose(0, 2, 1)).sum(axis=0, out=dW)
+            colsT = self._cols_by_image(dy.shape[0]).transpose(0, 2, 1)    # (N, P, K)
+            for f, r in self._groups():
+                xp.matmul(dyp[:, f], colsT[:, :, r]).sum(axis=0, out=dW[f])
             self.grads["b"][...] = dyp.sum(axis=(0, 2))
         else:                                                              # (F, N*P)
-            xp.matmul(dyp, self.cols.T, out=dW)
+            for f, r in self._groups():
+                xp.matmul(dyp[f], self.cols[r].T, out=dW[f])
             self.grads["b"][...] = dyp.sum(axis=1)
         return self._input_gradient(dyp) if need_dx else None
 
     def deconv(self, r):
         """The paper's transposed filtering: convolve r with the same filters flipped in both
-        spatial axes and transposed in/out, no bias. That is exactly the gradient of
-        <conv(x), r> with respect to x. r: (N, out_ch, OH, OW) -> (N, in_ch, H, W)."""
+        spatial axes and transposed in/out (within each group), no bias. That is exactly the
+        gradient of <conv(x), r> with respect to x. r: (N, out_ch, OH, OW) -> (N, in_ch, H, W)."""
         return self._input_gradient(self._dy_for_products(r))
 
     def _filters(self):
-        """W as the (F, K) matrix of the products, K = in_ch*k*k."""
+        """W as the (F, K/G) matrix of the products, K/G = in_ch/groups*k*k."""
         return self.params["W"].reshape(self.out_ch, -1)
 
     def _cols_by_image(self, n: int):
@@ -132,14 +168,21 @@ class Conv2d(Layer):
 
     def _input_gradient(self, dyp):
         """dy laid out by :meth:`_dy_for_products` -> dx (N, in_ch, H, W): the product with the
-        transposed filters gives the columns' gradient, col2im folds it back."""
-        W2T = self._filters().T                                           # (K, F)
+        transposed filters gives the columns' gradient (group g's rows from group g's filters),
+        col2im folds it back."""
+        xp = get_array_module(dyp)
+        W2 = self._filters()                                               # (F, K/G)
+        K = self.in_ch * self.k * self.k
         if self.layout == PER_IMAGE:                                       # (N, F, P)
             n, _, p = dyp.shape
-            xp = get_array_module(dyp)
-            dcols = xp.empty((W2T.shape[0], n, p), dtype=dyp.dtype)      # (K, N, P)
-            xp.matmul(W2T, dyp, out=dcols.transpose(1, 0, 2))
-            dcols = dcols.reshape(W2T.shape[0], n * p)
-        else:                                                              # (F, N*P)
-            dcols = W2T @ dyp                                              # (K, N*P)
+            dcols = xp.empty((K, n, p), dtype=dyp.dtype)                  # (K, N, P)
+            for f, r in self._groups():
+                xp.matmul(W2[f].T, dyp[:, f], out=dcols[r].transpose(1, 0, 2))
+            dcols = dcols.reshape(K, n * p)
+        elif self.groups == 1:                                             # (F, N*P)
+            dcols = W2.T @ dyp                                             # (K, N*P)
+        else:
+            dcols = xp.empty((K, dyp.shape[1]), dtype=dyp.dtype)
+            for f, r in self._groups():
+                xp.matmul(W2[f].T, dyp[f], out=dcols[r])
         return ops.col2im(dcols, self.x_shape, self.k, self.k, self.stride, self.pad)

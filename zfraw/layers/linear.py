@@ -18,7 +18,7 @@ class Flatten(Layer):
 
     def window(self, in_shape):
         # As a receptive-field step, flattening joins every position: a window over the map.
-        return (in_shape[1], 1, 0) if len(in_shape) == 3 else (1, 1, 0)
+        return (in_shape[1], 1, 0, 0) if len(in_shape) == 3 else (1, 1, 0, 0)
 
     def forward(self, x):
         self.x_shape = x.shape

@@ -18,6 +18,18 @@ def _block(i, out, k, stride, pad, pool=None, norm=False):
     return layers
 
 
+def _caffe_block(i, out, k, stride, pad, groups=1, norm=False, pool=False):
+    """bvlc_alexnet's order: convolution, ReLU, then LRN BEFORE the 3x3/2 max pooling (the
+    paper's blocks pool first)."""
+    layers = [(f"conv{i}", "conv", dict(out=out, k=k, stride=stride, pad=pad, groups=groups)),
+              (f"relu{i}", "relu", {})]
+    if norm:  # Caffe's LRN: k=1, alpha/size scaling as ONNX's (zfraw/layers/norm.py)
+        layers.append((f"norm{i}", "lrn", dict(size=5, alpha=1e-4, beta=0.75, bias=1.0)))
+    if pool:
+        layers.append((f"pool{i}", "pool", dict(k=3, stride=2, pad=0)))
+    return layers
+
+
 def _head(fc):
     return [("flatten", "flatten", {}),
             ("fc6", "fc", dict(out=fc)), ("relu6", "relu", {}), ("drop6", "dropout", dict(p=0.5)),
@@ -41,6 +53,17 @@ ARCHITECTURES = {
     "alexnet": dict(input=(3, 224, 224), note="Krizhevsky et al. as replicated in the paper",
                     layers=_block(1, 96, 11, 4, 2, pool=0, norm=True)
                     + _block(2, 256, 5, 1, 2, pool=0, norm=True) + _convs345(0) + _head(4096)),
+    # Krizhevsky et al. as released (bvlc_alexnet / CaffeNet, the layout of the ONNX model zoo's
+    # AlexNet), with its two-GPU halves as channel groups: 227 -> conv1 11x11/4 -> 55 -> norm ->
+    # pool -> 27 -> conv2 5x5 pad 2, 2 groups -> 27 -> norm -> pool -> 13 -> conv3 (dense),
+    # conv4 and conv5 (2 groups) -> 13 -> pool -> 6; 6*6*256 -> 4096 -> 4096 -> C. 61.0M
+    # parameters at C=1000.
+    "alexnet-grouped": dict(
+        input=(3, 227, 227), note="Krizhevsky et al. as released (bvlc_alexnet), grouped",
+        layers=_caffe_block(1, 96, 11, 4, 0, norm=True, pool=True)
+        + _caffe_block(2, 256, 5, 1, 2, groups=2, norm=True, pool=True)
+        + _caffe_block(3, 384, 3, 1, 1) + _caffe_block(4, 384, 3, 1, 1, groups=2)
+        + _caffe_block(5, 256, 3, 1, 1, groups=2, pool=True) + _head(4096)),
     # 64x64 (Tiny ImageNet), about 224/3.5. The first layer keeps zf's idea of a small filter
     # and a small stride (5x5/1: 64 -> 64, pool -> 32); conv2 keeps stride 2 (-> 16, pool -> 8);
     # pool5 -> 3; 3*3*256 = 2304 -> 2048 -> 2048 -> C (fc halved: 2304 inputs, not 9216).
@@ -64,7 +87,11 @@ ARCHS = tuple(ARCHITECTURES)
 
 
 def get_spec(arch: str) -> dict:
-    """The spec of a named architecture; a clear error for an unknown name."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    return ARCHITECTURES[arch]
+    """The spec of an architecture: a base name, optionally followed by variants
+    (``zf-64+no-fc67``, see :mod:`zfraw.nets.variants`); a clear error for an unknown name."""
+    from .variants import apply_variants, split_name
+
+    base, variants = split_name(arch)
+    if base not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {base!r}; choose one of {', '.join(ARCHS)}")
+    return apply_variants(ARCHITECTURES[base], arch) if variants else ARCHITECTURES[base]

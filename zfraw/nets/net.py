@@ -219,14 +219,16 @@ class Net:
         return _summary.format_summary(self)
 
     def receptive_field(self, name: str) -> tuple[int, int, int]:
-        """(size, jump, start) of layer ``name``: the output at (y, x) sees input pixels
-        [start + y*jump, start + y*jump + size) in each axis (padding included)."""
+        """(size, jump, start) of layer ``name``: the output at row y sees input rows
+        [start + y*jump, start + y*jump + size) (padding included); columns alike, from the
+        start that :meth:`rf_box` uses (it differs only where top and left pads differ)."""
         row = self.summary()[self.index(name)]
         return row["rf_size"], row["rf_jump"], row["rf_start"]
 
     def rf_box(self, name: str, y: int, x: int) -> tuple[int, int, int, int]:
         """Input-pixel box (y0, x0, y1, x1), half-open, of the output at (y, x) of layer
         ``name``. Not clipped: it may reach outside the image where padding was used."""
-        size, jump, start = self.receptive_field(name)
-        y0, x0 = start + y * jump, start + x * jump
+        row = self.summary()[self.index(name)]
+        size, jump = row["rf_size"], row["rf_jump"]
+        y0, x0 = row["rf_start"] + y * jump, row["rf_start_x"] + x * jump
         return y0, x0, y0 + size, x0 + size

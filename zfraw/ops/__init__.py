@@ -7,7 +7,7 @@ runs on the array's device. Signatures and shapes are those of the references.
 from __future__ import annotations
 
 from . import conv, elementwise, loss, lrn, pool  # noqa: F401 - registers the references
-from .conv import check_window, conv_out_size
+from .conv import check_window, conv_out_size, pads4
 from .registry import (available, available_impls, default_impl, get_impl, implementations,
                        lookup, ops, register, set_impl, use_impl)
 
@@ -37,11 +37,11 @@ softmax_xent = _dispatched("softmax_xent", loss.softmax_xent)
 softmax_xent_bwd = _dispatched("softmax_xent_bwd", loss.softmax_xent_bwd)
 
 
-def unpool(r, switches, x_shape, k: int, stride: int, pad: int):
+def unpool(r, switches, x_shape, k: int, stride: int, pad, ceil_mode: bool = False):
     """The deconvnet's unpooling: place each value of r (N, C, OH, OW) at its recorded switch in
     an (N, C, H, W) map of zeros, overlaps summed. It is exactly max pooling's backward, so it
     runs the same kernel (no second copy)."""
-    return maxpool_bwd(r, switches, x_shape, k, stride, pad)
+    return maxpool_bwd(r, switches, x_shape, k, stride, pad, ceil_mode)
 
 
 def rectify(r):
@@ -51,6 +51,6 @@ def rectify(r):
 
 __all__ = ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "unpool", "lrn_fwd", "lrn_bwd",
            "relu_fwd", "relu_bwd", "rectify", "dropout_fwd", "sgd_update", "softmax_xent",
-           "softmax_xent_bwd", "check_window", "conv_out_size", "available", "available_impls",
-           "default_impl", "get_impl", "implementations", "lookup", "ops", "register",
-           "set_impl", "use_impl"]
+           "softmax_xent_bwd", "check_window", "conv_out_size", "pads4", "available",
+           "available_impls", "default_impl", "get_impl", "implementations", "lookup", "ops",
+           "register", "set_impl", "use_impl"]

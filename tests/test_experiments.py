@@ -1,0 +1,116 @@
+"""Architecture variants (Tables 2, 3) and the experiments command at toy scale."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from zfraw import ops
+from zfraw.experiments import __main__ as experiments_cli
+from zfraw.experiments import tables
+from zfraw.nets import build, get_spec
+from zfraw.nets.variants import VARIANTS
+from zfraw.rundir import RunDir
+
+from gradcheck import tie_free
+
+COMBINATIONS = [f"+{v}" for v in VARIANTS] + ["+no-conv34+no-fc67", "+fc-double+conv345-wide"]
+
+
+@pytest.mark.parametrize("suffix", COMBINATIONS)
+def test_every_variant_builds_as_its_definition_says(suffix):
+    base, net = get_spec("zf-32"), build("zf-32" + suffix, 10, width=0.25)
+    names = [layer.name for layer in net.layers]
+    base_names = [name for name, _, _ in base["layers"]]
+    if "no-conv34" in suffix:
+        assert not {"conv3", "relu3", "conv4", "relu4"} & set(names)
+        assert net.layer("conv5").in_ch == net.layer("conv2").out_ch   # inferred, no change needed
+    if "no-fc67" in suffix:
+        assert not {"fc6", "fc7", "drop6", "drop7"} & set(names)
+        assert net.layer("fc8").params["W"].shape[1] == int(np.prod(net.output_shape("flatten")))
+    if not any(v in suffix for v in ("no-conv34", "no-fc67")):
+        assert names == base_names
+    fc = {"+fc-half": 128, "+fc-double": 512}.get(suffix.split("+conv")[0], 256)
+    if "fc6" in names:
+        assert net.layer("fc6").params["W"].shape[0] == fc and net.layer("fc7").params["W"].shape[0] == fc
+    if "conv345-wide" in suffix:
+        assert [net.layer(c).out_ch for c in ("conv3", "conv4", "conv5")] == [128, 256, 128]
+    assert get_spec("zf-32" + suffix)["note"].count(";") == suffix.count("+")
+
+
+@pytest.mark.parametrize("suffix", COMBINATIONS)
+def test_every_variant_gradient_checks_at_small_size(suffix):
+    """Sampled float64 central differences of the loss for every parameter of the variant."""
+    net = build("zf-32" + suffix, 4, width=0.04, init="he", seed=1, dtype=np.float64).eval()
+    x = tie_free((2, 3, 32, 32), seed=2, scale=2.0)
+    labels = np.array([1, 3])
+
+    def loss():
+        return float(ops.softmax_xent(net.forward(x), labels)[0])
+
+    _, probs = ops.softmax_xent(net.forward(x), labels)
+    net.backward(ops.softmax_xent_bwd(probs, labels))
+    rng = np.random.default_rng(0)
+    for name, p, g in net.params_and_grads():
+        for i in rng.choice(p.size, size=min(4, p.size), replace=False):
+            idx = np.unravel_index(i, p.shape)
+            old = p[idx]
+            p[idx] = old + 1e-6
+            up = loss()
+            p[idx] = old - 1e-6
+            down = loss()
+            p[idx] = old
+            numeric = (up - down) / 2e-6
+            assert abs(g[idx] - numeric) <= 1e-7 + 1e-4 * abs(numeric), (name, idx, g[idx], numeric)
+
+
+def test_an_unknown_or_inapplicable_variant_is_refused():
+    with pytest.raises(ValueError, match="unknown variant 'nope'.*no-conv34"):
+        get_spec("zf-64+nope")
+    with pytest.raises(ValueError, match="'no-conv34' does not apply to zf-64: it has no layer conv3"):
+        get_spec("zf-64+no-conv34+no-conv34")
+
+
+TOY = ["--data", "synthetic:64", "--arch", "zf-32", "--width", "0.125", "--epochs", "1",
+       "--batch-size", "32", "--init", "he", "--input-scale", "0.015625", "--impl", "numpy",
+       "--no-progress"]
+
+
+def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "exp"
+    real_train = tables.train
+    rows = [arch for _, arch, _ in [("", "zf-32", 0), ("", "zf-32+no-conv34", 0)]]
+
+    def killed_in_the_third_row(cfg, **kw):
+        if cfg.arch == "zf-32+no-fc67":
+            def hook(epoch, step, net):
+                raise RuntimeError("killed")
+            kw["step_hook"] = hook
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(tables, "train", killed_in_the_third_row)
+    with pytest.raises(RuntimeError, match="killed"):
+        experiments_cli.main(["table3", "--out", str(out)] + TOY)
+    first = {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows}
+    partial = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in partial["rows"][:3]] == ["done", "done", "not trained"]
+
+    monkeypatch.setattr(tables, "train", real_train)
+    assert experiments_cli.main(["table3", "--out", str(out)] + TOY) == 0
+    assert {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows} == first
+    result = json.loads((out / "results.json").read_text())
+    assert [r["status"] for r in result["rows"]] == ["done"] * 7
+    for r in result["rows"]:
+        assert r["epochs"] == 1 and 0 <= r["val_top1_err"] <= 100
+        record = RunDir(r["run"]).read_metrics()[-1]
+        assert r["val_top1_err"] == pytest.approx(100 * (1 - record["val_top1"]))
+        assert RunDir(r["run"]).read_config()["arch"] == r["arch"]
+    assert all(o["holds"] in (True, False) for o in result["orderings"])
+    md = (out / "results.md").read_text()
+    assert "| removed fc6, fc7 | `zf-32+no-fc67` | 1 |" in md and "44.8" in md
+    assert "width 0.125, 1 epochs" in md
+
+
+def test_table2_needs_a_base_with_an_alexnet_twin(tmp_path, capsys):
+    assert experiments_cli.main(["table2", "--out", str(tmp_path)] + TOY) == 2
+    assert "table2 compares zf with alexnet" in capsys.readouterr().err

@@ -1,0 +1,87 @@
+"""python -m zfraw.experiments NAME --data SPEC --out DIR [settings]
+
+    table2, table3                 ImageNet-style trainings (--data tiny-imagenet:PATH, ...)
+    table4, table5, table7, fig9   Caltech transfer (--data caltech101:PATH or caltech256:PATH,
+                                   --source RUN: the pretrained net's run folder)
+
+Every training setting of train.py may be given (--arch is the base net: zf or zf-64 for
+table2, any for table3, the from-scratch net for table4/5 and fig9); they apply to every
+row. Re-run the same command to continue an interrupted experiment. Exit status: 0 done, 2 bad
+input (one line), 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+from ..data import DataError
+from ..training import HardStop, TrainConfig, TrainingDiverged
+from . import CALTECH_EXPERIMENTS, EXPERIMENTS
+
+
+def parse_args(argv=None):
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m zfraw.experiments", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("experiment", choices=EXPERIMENTS)
+    p.add_argument("--out", required=True, help="experiment folder (one run folder per row)")
+    p.add_argument("--data", default=d.data)
+    p.add_argument("--arch", default="zf-64", help="base net (default zf-64)")
+    p.add_argument("--width", type=float, default=d.width)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--schedule", default=d.schedule)
+    p.add_argument("--lr-step", type=int, default=None)
+    p.add_argument("--init", default=d.init)
+    p.add_argument("--input-scale", type=float, default=d.input_scale)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--impl", default=None)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--source", default=None, help="Caltech experiments: the pretrained run")
+    p.add_argument("--splits", type=int, default=5, help="Caltech random splits (default 5)")
+    p.add_argument("--train-sizes", type=int, nargs="+", default=None,
+                   help="Caltech training images per class (default: the paper's)")
+    p.add_argument("--no-scratch", action="store_true",
+                   help="table4/5: skip the from-scratch trainings")
+    p.add_argument("--scratch", action="store_true", help="fig9: also train from scratch")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    caltech = ("source", "splits", "train_sizes", "no_scratch", "scratch")
+    settings = {k: v for k, v in vars(a).items()
+                if k not in ("experiment", "out", "no_progress", "debug") + caltech}
+    base = dataclasses.replace(TrainConfig(), progress=not a.no_progress, **settings)
+    try:
+        if a.splits < 1:
+            raise ValueError(f"--splits must be >= 1, got {a.splits}")
+        if a.experiment in CALTECH_EXPERIMENTS:
+            scratch = a.scratch if a.experiment == "fig9" else not a.no_scratch
+            result = CALTECH_EXPERIMENTS[a.experiment](base, a.out, print, a.source, a.splits,
+                                                       a.train_sizes, scratch)
+        else:
+            result = EXPERIMENTS[a.experiment](base, a.out, print)
+    except (HardStop, KeyboardInterrupt):
+        print(f"stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
+        return 130
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (DataError, ValueError) as e:
+        if a.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"results: {a.out}/results.md")
+    return 130 if result.get("interrupted") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

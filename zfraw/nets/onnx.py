@@ -1,0 +1,672 @@
+"""ONNX import and export of classification nets: ``load_onnx(path) -> Net``, ``save_onnx``.
+
+The graph is read with the ``onnx`` package (``pip install zfraw[onnx]``), never by hand. What
+imports is a single chain, input -> logits (a Softmax at the very end is recorded, not run), of:
+
+    Conv (group, pads, strides, auto_pad; square kernels, dilation 1)    -> Conv2d
+    MaxPool (pads, strides, ceil_mode, auto_pad; square kernel)         -> MaxPool2d
+    LRN                                                                 -> LocalResponseNorm
+    Relu                                                                -> ReLU
+    Flatten (axis 1), Reshape to (N, -1)                                -> Flatten
+    Gemm (transB, alpha, beta folded in), MatMul [+ Add bias]           -> Linear
+    Dropout, Identity                                                   -> dropped (inference)
+
+with weights from initializers or Constant nodes, for opsets 3 and up. Everything else (another
+op, an attribute zfraw cannot honour, a dynamic spatial size, a branch) raises
+:class:`OnnxImportError`, naming the node, its op and the attribute: a graph either imports
+exactly or not at all. As a second guard, every layer's output shape is compared with ONNX's
+own shape inference where that knows it.
+
+The returned Net carries ``net.softmax_output`` (whether the graph ended in a Softmax; forward
+still returns logits) and ``net.onnx_info``: the input and output names, opset, producer,
+metadata_props and the source node of each layer, so that an input spec can be attached later.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+import re
+
+import numpy as np
+
+from ..layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from .net import Net
+
+SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "LRN", "Gemm", "MatMul", "Add", "Flatten",
+                 "Reshape", "Dropout", "Identity", "Softmax", "Constant")
+
+# Every attribute each op may carry (legacy ones included); any other is refused by name.
+_ATTRS = {
+    "Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"},
+    "Relu": {"consumed_inputs"},
+    "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
+                "strides"},
+    "LRN": {"alpha", "beta", "bias", "size"},
+    "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
+    "MatMul": set(),
+    "Add": {"axis", "broadcast", "consumed_inputs"},
+    "Flatten": {"axis"},
+    "Reshape": {"shape", "consumed_inputs", "allowzero"},
+    "Dropout": {"ratio", "is_test", "consumed_inputs", "seed"},
+    "Identity": set(),
+    "Softmax": {"axis"},
+}
+
+_FALLBACK = {"conv": "conv", "relu": "relu", "pool": "pool", "lrn": "norm", "fc": "fc",
+             "flatten": "flatten"}
+
+
+class OnnxImportError(ValueError):
+    """The graph uses something zfraw cannot import exactly; the message names the node, its op
+    and the attribute or input at fault."""
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401  (the package, not this module: imports are absolute)
+        from onnx import numpy_helper  # noqa: F401
+    except ImportError as e:
+        raise ImportError("ONNX import/export needs the onnx package: "
+                          "pip install 'zfraw[onnx]' (onnx and onnxruntime)") from e
+    return onnx
+
+
+# -- what this zfraw build's layers can do (probed, so the importer never guesses) ------------
+def features() -> dict:
+    """{'groups', 'asymmetric_pads', 'ceil_mode'}: whether Conv2d takes ``groups``, whether
+    Conv2d and MaxPool2d take (top, left, bottom, right) padding, whether MaxPool2d takes
+    ``ceil_mode``."""
+    conv = inspect.signature(Conv2d).parameters
+    pool = inspect.signature(MaxPool2d).parameters
+    try:
+        asym = (Conv2d(1, 1, 1, pad=(0, 0, 1, 1)).output_shape((1, 2, 2)) == (1, 3, 3)
+                and MaxPool2d(2, 1, pad=(0, 0, 1, 1)).output_shape((1, 2, 2)) == (1, 2, 2))
+    except Exception:  # an int-only build fails somewhere in its geometry
+        asym = False
+    return {"groups": "groups" in conv, "asymmetric_pads": bool(asym),
+            "ceil_mode": "ceil_mode" in pool}
+
+
+# -- import ---------------------------------------------------------------------------------
+def load_onnx(source) -> Net:
+    """A zfraw Net (eval mode) from an ONNX file (a path) or an ``onnx.ModelProto``.
+
+    Raises :class:`OnnxImportError` for anything it cannot import exactly (module docstring).
+    """
+    onnx = _require_onnx()
+    if isinstance(source, onnx.ModelProto):
+        model, where = source, source.graph.name or "<model>"
+    else:
+        where = os.fspath(source)
+        try:
+            model = onnx.load(where)
+        except Exception as e:  # a protobuf decode error, a missing file
+            raise OnnxImportError(f"{where}: cannot read an ONNX model: {e}") from e
+    return _Importer(onnx, model, where).run()
+
+
+class _Importer:
+    def __init__(self, onnx, model, where):
+        from onnx import numpy_helper
+
+        self.onnx, self.model, self.graph, self.where = onnx, model, model.graph, where
+        self.to_array = numpy_helper.to_array
+        self.opset = self._opset()
+        self.consts = {t.name: self.to_array(t) for t in self.graph.initializer}
+        self.inferred = self._inferred_shapes()
+        self.layers, self.sources, self.used_names = [], {}, set()
+        self.counts: dict[str, int] = {}
+        self.softmax = False
+        self.implicit_flatten: list[str] = []  # Gemm nodes read as Caffe2's flattening FC
+
+    # -- errors and small readers ------------------------------------------------------------
+    def fail(self, node, message):
+        if node is None:
+            return OnnxImportError(f"{self.where}: {message}")
+        label = node.name or "(unnamed)"
+        return OnnxImportError(f"{self.where}: node {label!r} ({node.op_type}): {message}")
+
+    def _opset(self):
+        for imp in self.model.opset_import:
+            if imp.domain in ("", "ai.onnx"):
+                if imp.version < 3:
+                    raise self.fail(None, f"opset {imp.version} is older than 3, the oldest "
+                                          "zfraw imports")
+                return int(imp.version)
+        raise self.fail(None, "the model imports no version of the default ONNX opset")
+
+    def _inferred_shapes(self):
+        """name -> dims (int, or None where unknown) from onnx.shape_inference, {} if it fails."""
+        try:
+            inferred = self.onnx.shape_inference.infer_shapes(self.model)
+        except Exception:
+            return {}
+        shapes = {}
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+            t = vi.type.tensor_type
+            if t.HasField("shape"):
+                shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else None
+                                   for d in t.shape.dim]
+        return shapes
+
+    @staticmethod
+    def attrs(node):
+        from onnx import helper
+
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def const(self, node, name, what):
+        if name not in self.consts:
+            raise self.fail(node, f"{what} {name!r} must be an initializer or a Constant")
+        return self.consts[name]
+
+    def constant_value(self, node):
+        a = self.attrs(node)
+        if "value" in a:
+            return self.to_array(a["value"])
+        for key, dtype in (("value_float", np.float32), ("value_floats", np.float32),
+                           ("value_int", np.int64), ("value_ints", np.int64)):
+            if key in a:
+                return np.asarray(a[key], dtype)
+        raise self.fail(node, f"attribute {', '.join(a) or '(none)'}: only value, value_float(s) "
+                              "and value_int(s) constants are supported")
+
+    # -- the walk ----------------------------------------------------------------------------
+    def run(self) -> Net:
+        graph = self.graph
+        x_name, shape, batch = self._input()
+        readers: dict[str, list[str]] = {}  # tensor -> who reads it (nodes, graph outputs)
+        for node in graph.node:
+            for name in node.input:
+                if name:
+                    readers.setdefault(name, []).append(repr(node.name or node.op_type))
+        for out in graph.output:
+            readers.setdefault(out.name, []).append("the graph output")
+        if len(graph.output) != 1:
+            raise self.fail(None, f"the graph has {len(graph.output)} outputs "
+                                  f"({', '.join(o.name for o in graph.output)}); a classifier "
+                                  "has one")
+
+        cur = x_name
+        self.batch = batch
+        for node in graph.node:
+            op = node.op_type
+            if node.domain not in ("", "ai.onnx"):
+                raise self.fail(node, f"op {node.domain}.{op} is not a standard ONNX op")
+            if op == "Constant":
+                self.consts[node.output[0]] = self.constant_value(node)
+                continue
+            if op == "Identity" and node.input[0] in self.consts:  # an exporter's shared weight
+                self.consts[node.output[0]] = self.consts[node.input[0]]
+                continue
+            if op not in _ATTRS:
+                raise self.fail(node, f"op {op} is not supported (zfraw imports "
+                                      f"{', '.join(SUPPORTED_OPS)})")
+            unknown = sorted(set(self.attrs(node)) - _ATTRS[op])
+            if unknown:
+                raise self.fail(node, f"attribute {', '.join(unknown)} is not supported")
+            data = [n for n in node.input if n and n not in self.consts]
+            if not data:
+                raise self.fail(node, "computes from constants only; zfraw imports a chain "
+                                      "that starts at the graph input")
+            if len(data) > 1:
+                raise self.fail(node, f"has {len(data)} non-constant inputs "
+                                      f"({', '.join(data)}): a branch; zfraw imports a single "
+                                      "chain")
+            if data[0] != cur:
+                raise self.fail(node, f"reads {data[0]!r}, which is not the output of the "
+                                      f"previous node ({cur!r}): a branch")
+            if len(readers.get(cur, ())) != 1:
+                raise self.fail(node, f"its input {cur!r} is used {len(readers[cur])} times (by "
+                                      f"{', '.join(readers[cur])}): a branch, or an "
+                                      "intermediate graph output")
+            for extra in node.output[1:]:
+                if extra and readers.get(extra):
+                    raise self.fail(node, f"its second output {extra!r} is used; zfraw imports "
+                                          "only the first")
+            if self.softmax and op not in ("Identity", "Dropout"):
+                raise self.fail(node, "comes after the Softmax; Softmax must end the graph")
+            shape = self._node(node, op, shape)
+            cur = node.output[0]
+        if graph.output[0].name != cur:
+            raise self.fail(None, f"the graph output {graph.output[0].name!r} is not the end of "
+                                  f"the chain ({cur!r})")
+        if len(shape) != 1 or not self.layers:
+            raise self.fail(None, f"the chain ends in per-example shape {shape}, not (classes,):"
+                                  " not a classification graph")
+        input_shape = tuple(self.input_shape)
+        name = graph.name or os.path.splitext(os.path.basename(str(self.where)))[0]
+        net = Net(self.layers, input_shape, int(shape[0]), arch=f"onnx:{name}")
+        net.eval()
+        net.softmax_output = self.softmax
+        net.onnx_info = {
+            "source": str(self.where), "input_name": x_name, "output_name": cur,
+            "batch": batch, "opset": self.opset, "ir_version": int(self.model.ir_version),
+            "producer": f"{self.model.producer_name} {self.model.producer_version}".strip(),
+            "graph_name": graph.name, "doc_string": self.model.doc_string,
+            "metadata": {p.key: p.value for p in self.model.metadata_props},
+            "softmax_output": self.softmax, "nodes": dict(self.sources),
+            "implicit_flatten": list(self.implicit_flatten),
+        }
+        return net
+
+    def _input(self):
+        inputs = [i for i in self.graph.input if i.name not in self.consts]
+        if len(inputs) != 1:
+            raise self.fail(None, f"the graph has {len(inputs)} non-constant inputs "
+                                  f"({', '.join(i.name for i in inputs)}); zfraw needs one image "
+                                  "input")
+        vi = inputs[0]
+        t = vi.type.tensor_type
+        if t.elem_type != self.onnx.TensorProto.FLOAT:
+            raise self.fail(None, f"input {vi.name!r} has element type "
+                                  f"{self.onnx.TensorProto.DataType.Name(t.elem_type)}; zfraw "
+                                  "imports float32 graphs")
+        dims = list(t.shape.dim) if t.HasField("shape") else []
+        if len(dims) != 4:
+            raise self.fail(None, f"input {vi.name!r} must be 4-d (N, C, H, W), got "
+                                  f"{len(dims) if dims else 'no'} dims")
+        batch = dims[0].dim_value if dims[0].HasField("dim_value") else (dims[0].dim_param or "?")
+        chw = []
+        for axis, d in zip("CHW", dims[1:]):
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                raise self.fail(None, f"input {vi.name!r} has a dynamic size "
+                                      f"{d.dim_param or '?'!r} in {axis}; zfraw needs static C, "
+                                      "H, W")
+            chw.append(int(d.dim_value))
+        self.input_shape = tuple(chw)
+        return vi.name, tuple(chw), batch
+
+    def _add(self, node, layer, shape, suffix="", check=True):
+        """Name ``layer`` after ``node`` (sanitized, unique; op+index without a name) plus
+        ``suffix``, check its output shape against ONNX's shape inference, append it; returns its
+        output shape."""
+        base = re.sub(r"[^A-Za-z0-9_-]+", "_", node.name).strip("_")
+        base = base + suffix if base else base
+        if not base:
+            prefix = _FALLBACK.get(layer.kind, layer.kind)
+            self.counts[prefix] = self.counts.get(prefix, 0) + 1
+            base = f"{prefix}{self.counts[prefix]}"
+        name, i = base, 2
+        while name in self.used_names:
+            name, i = f"{base}_{i}", i + 1
+        self.used_names.add(name)
+        layer.name = name
+        try:
+            out = tuple(layer.output_shape(shape))
+        except ValueError as e:
+            raise self.fail(node, str(e)) from None
+        if check:
+            self._check_inferred(node, node.output[0], out)
+        self.layers.append(layer)
+        self.sources[name] = node.name
+        return out
+
+    def _check_inferred(self, node, tensor, out):
+        dims = self.inferred.get(tensor)
+        if dims is None or len(dims) != len(out) + 1:
+            return
+        for got, want in zip(dims[1:], out):
+            if got is not None and got != want:
+                raise self.fail(node, f"zfraw computes per-example shape {out} for "
+                                      f"{tensor!r} but ONNX shape inference says {dims[1:]}")
+
+    # -- ops ---------------------------------------------------------------------------------
+    def _node(self, node, op, shape):
+        a = self.attrs(node)
+        if op in ("Identity", "Dropout"):
+            if op == "Dropout" and len(node.input) > 2 and node.input[2]:
+                if bool(np.asarray(self.const(node, node.input[2], "training_mode")).item()):
+                    raise self.fail(node, "input training_mode is true; zfraw imports "
+                                          "inference graphs")
+            return shape
+        if op == "Relu":
+            return self._add(node, ReLU(), shape)
+        if op == "Conv":
+            return self._conv(node, a, shape)
+        if op == "MaxPool":
+            return self._maxpool(node, a, shape)
+        if op == "LRN":
+            if "size" not in a:
+                raise self.fail(node, "attribute size is required")
+            layer = LocalResponseNorm(int(a["size"]), float(a.get("alpha", 1e-4)),
+                                      float(a.get("beta", 0.75)), float(a.get("bias", 1.0)))
+            return self._add(node, layer, self._need_maps(node, shape))
+        if op == "Flatten":
+            axis = int(a.get("axis", 1))
+            if axis not in (1, -len(shape)):  # -len(shape): axis 1 counted from the end
+                raise self.fail(node, f"attribute axis={axis}: only axis 1 (keep the batch) is "
+                                      "supported")
+            return self._add(node, Flatten(), shape)
+        if op == "Reshape":
+            return self._reshape(node, a, shape)
+        if op == "Gemm":
+            return self._gemm(node, a, shape)
+        if op == "MatMul":
+            return self._matmul(node, shape)
+        if op == "Add":
+            return self._bias_add(node, a, shape)
+        if op == "Softmax":
+            axis = int(a.get("axis", 1 if self.opset < 13 else -1))
+            if len(shape) != 1 or axis not in (1, -1):
+                raise self.fail(node, f"attribute axis={axis} on per-example shape {shape}: "
+                                      "only a Softmax over the classes of (N, classes) is "
+                                      "supported")
+            self.softmax = True
+            self._check_inferred(node, node.output[0], shape)
+            return shape
+        raise self.fail(node, f"op {op} is not supported")  # unreachable: _ATTRS lists the ops
+
+    def _need_maps(self, node, shape):
+        if len(shape) != 3:
+            raise self.fail(node, f"needs (N, C, H, W) maps, got per-example shape {shape}")
+        return shape
+
+    def _spatial(self, node, a, name, default):
+        """A per-axis attribute (kernel_shape, strides, dilations) as one int for both axes."""
+        v = list(a.get(name, default))
+        if len(v) != 2:
+            raise self.fail(node, f"attribute {name}={v}: zfraw supports 2-d windows only")
+        return v
+
+    def _pads(self, node, a, shape, k, stride, ceil=False):
+        """ONNX pads [top, left, bottom, right] (auto_pad resolved from the static size)."""
+        auto = a.get("auto_pad", b"NOTSET")
+        auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+        if auto in ("NOTSET", ""):
+            pads = list(a.get("pads", [0, 0, 0, 0]))
+            if len(pads) != 4:
+                raise self.fail(node, f"attribute pads={pads}: expected 4 values")
+        elif auto == "VALID":
+            pads = [0, 0, 0, 0]
+        elif auto in ("SAME_UPPER", "SAME_LOWER"):
+            begin, end = [], []
+            for size in shape[1:]:
+                total = max((-(-size // stride) - 1) * stride + k - size, 0)
+                small, big = total // 2, total - total // 2
+                begin.append(small if auto == "SAME_UPPER" else big)
+                end.append(big if auto == "SAME_UPPER" else small)
+            pads = begin + end
+        else:
+            raise self.fail(node, f"attribute auto_pad={auto!r} is not an ONNX value")
+        if any(p < 0 for p in pads):
+            raise self.fail(node, f"attribute pads={pads}: negative padding is not supported")
+        return [int(p) for p in pads], auto
+
+    def _zfraw_pad(self, node, pads, what):
+        if len(set(pads)) == 1:
+            return pads[0]
+        if not features()["asymmetric_pads"]:
+            raise self.fail(node, f"attribute pads={pads} is asymmetric, and this zfraw "
+                                  f"build's {what} takes one padding for every side")
+        return tuple(pads)
+
+    def _conv(self, node, a, shape):
+        c, _, _ = self._need_maps(node, shape)
+        W = np.asarray(self.const(node, node.input[1], "weight"), np.float32)
+        if W.ndim != 4:
+            raise self.fail(node, f"weight {node.input[1]!r} has shape {W.shape}; expected "
+                                  "(out, in/group, kh, kw)")
+        kh, kw = self._spatial(node, a, "kernel_shape", W.shape[2:])
+        if (kh, kw) != W.shape[2:]:
+            raise self.fail(node, f"attribute kernel_shape={[kh, kw]} disagrees with the "
+                                  f"weight's {W.shape[2:]}")
+        if kh != kw:
+            raise self.fail(node, f"attribute kernel_shape={[kh, kw]}: only square kernels")
+        sh, sw = self._spatial(node, a, "strides", [1, 1])
+        if sh != sw:
+            raise self.fail(node, f"attribute strides={[sh, sw]}: only equal strides")
+        dil = self._spatial(node, a, "dilations", [1, 1])
+        if dil != [1, 1]:
+            raise self.fail(node, f"attribute dilations={dil}: only dilation 1 is supported")
+        group = int(a.get("group", 1))
+        out_ch = W.shape[0]
+        if group < 1 or c % group or out_ch % group or W.shape[1] * group != c:
+            raise self.fail(node, f"attribute group={group} with weight {W.shape} does not fit "
+                                  f"{c} input channels")
+        if group != 1 and not features()["groups"]:
+            raise self.fail(node, f"attribute group={group}: this zfraw build's Conv2d has no "
+                                  "grouped convolution")
+        pads, _ = self._pads(node, a, shape, kh, sh)
+        kwargs = {"groups": group} if group != 1 else {}
+        layer = Conv2d(c, out_ch, kh, sh, self._zfraw_pad(node, pads, "Conv2d"), **kwargs)
+        b = np.zeros(out_ch, np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            b = np.asarray(self.const(node, node.input[2], "bias"), np.float32)
+            if b.shape != (out_ch,):
+                raise self.fail(node, f"bias {node.input[2]!r} has shape {b.shape}, expected "
+                                      f"({out_ch},)")
+        layer.params["W"][...] = W
+        layer.params["b"][...] = b
+        return self._add(node, layer, shape)
+
+    def _maxpool(self, node, a, shape):
+        self._need_maps(node, shape)
+        if "kernel_shape" not in a:
+            raise self.fail(node, "attribute kernel_shape is required")
+        kh, kw = self._spatial(node, a, "kernel_shape", None)
+        if kh != kw:
+            raise self.fail(node, f"attribute kernel_shape={[kh, kw]}: only square windows")
+        sh, sw = self._spatial(node, a, "strides", [1, 1])
+        if sh != sw:
+            raise self.fail(node, f"attribute strides={[sh, sw]}: only equal strides")
+        dil = self._spatial(node, a, "dilations", [1, 1])
+        if dil != [1, 1]:
+            raise self.fail(node, f"attribute dilations={dil}: only dilation 1 is supported")
+        pads, auto = self._pads(node, a, shape, kh, sh)
+        ceil = bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
+        kwargs = {}
+        if ceil:
+            if not features()["ceil_mode"]:
+                raise self.fail(node, "attribute ceil_mode=1: this zfraw build's MaxPool2d has "
+                                      "no ceil mode")
+            kwargs["ceil_mode"] = True
+        try:
+            layer = MaxPool2d(kh, sh, self._zfraw_pad(node, pads, "MaxPool2d"), **kwargs)
+        except ValueError as e:
+            raise self.fail(node, str(e)) from None
+        if ceil:
+            self._ceil_mode_shapes(node, shape, kh, sh, pads)
+        return self._add(node, layer, shape)
+
+    def _ceil_mode_shapes(self, node, shape, k, stride, pads):
+        """ONNX's shape inference rounds ceil mode up without dropping a last window that would
+        start in the trailing padding; onnxruntime, PyTorch, Caffe and zfraw drop it. Where the
+        two differ here, the inferred shapes from this node on are wrong: stop checking them."""
+        dims = self.inferred.get(node.output[0])
+        if dims is None:
+            return
+        unclamped = [-(-(size + pads[i] + pads[i + 2] - k) // stride) + 1
+                     for i, size in enumerate(shape[1:])]
+        if dims[2:] == unclamped:
+            clamped = [n - 1 if (n - 1) * stride >= size + pads[i] else n
+                       for i, (n, size) in enumerate(zip(unclamped, shape[1:]))]
+            if clamped != unclamped:
+                self.inferred = {}
+
+    def _reshape(self, node, a, shape):
+        if "shape" in a:  # opset < 5: the target is an attribute
+            target = np.asarray(a["shape"], np.int64)
+        else:
+            if len(node.input) < 2 or not node.input[1]:
+                raise self.fail(node, "has no shape input")
+            target = np.asarray(self.const(node, node.input[1], "shape"), np.int64)
+        target = [int(t) for t in target.reshape(-1)]
+        allowzero = bool(a.get("allowzero", 0))
+        features_ = int(np.prod(shape))
+        first_ok = target[:1] in ([-1], [0]) if not allowzero else target[:1] == [-1]
+        if isinstance(self.batch, int) and target[:1] == [self.batch]:
+            first_ok = True
+        ok = (len(target) == 2 and first_ok and target[1] in (-1, features_)
+              and not (target[0] == -1 and target[1] == -1))
+        if not ok:
+            raise self.fail(node, f"shape {target} (allowzero={int(allowzero)}) on per-example "
+                                  f"shape {shape}: only a reshape to (N, -1) is supported")
+        return self._add(node, Flatten(), shape)
+
+    def _linear(self, node, W, b, shape):
+        """A Linear layer from W (out, in) and b (out,) over per-example (in,)."""
+        if len(shape) != 1:
+            raise self.fail(node, f"its input has per-example shape {shape} "
+                                  f"({int(np.prod(shape))} values) and its weight "
+                                  f"{W.shape[::-1]} (in, out): it needs (N, features), a "
+                                  "Flatten or Reshape before it")
+        if W.ndim != 2 or W.shape[1] != shape[0]:
+            raise self.fail(node, f"weight (as (out, in)) {W.shape} does not fit {shape[0]} "
+                                  "input features")
+        layer = Linear(W.shape[1], W.shape[0])
+        layer.params["W"][...] = W
+        layer.params["b"][...] = b
+        return self._add(node, layer, shape)
+
+    def _bias(self, node, C, out, what):
+        """A bias broadcast over (N, out) as (out,); refuses one that depends on the row."""
+        C = np.asarray(C, np.float32)
+        if C.size == 1:
+            return np.full(out, C.reshape(-1)[0], np.float32)
+        if C.shape in ((out,), (1, out)):
+            return C.reshape(out)
+        raise self.fail(node, f"{what} of shape {C.shape} is not a per-output bias ({out},)")
+
+    def _gemm(self, node, a, shape):
+        if int(a.get("transA", 0)):
+            raise self.fail(node, "attribute transA=1 is not supported: the activation must be "
+                                  "Gemm's A, untransposed")
+        if node.input[0] in self.consts:
+            raise self.fail(node, "input A is a constant; zfraw needs the activation as A")
+        B = np.asarray(self.const(node, node.input[1], "input B"), np.float32)
+        if B.ndim != 2:
+            raise self.fail(node, f"input B has shape {B.shape}; expected a matrix")
+        W = B if int(a.get("transB", 0)) else B.T                     # (out, in)
+        W = W * np.float32(a.get("alpha", 1.0))
+        if len(shape) == 3 and W.shape[1] == int(np.prod(shape)):
+            # Gemm straight on (N, C, H, W) maps is not valid ONNX, but the zoo's oldest
+            # Caffe2-converted files (bvlcalexnet-3, zfnet512-3, ...) have it: Caffe2's FC
+            # flattens at axis 1, and with B's K = C*H*W that is the only reading that fits.
+            self.implicit_flatten.append(node.name)
+            shape = self._add(node, Flatten(), shape, suffix="_flatten", check=False)
+        b = np.zeros(W.shape[0], np.float32)
+        if len(node.input) > 2 and node.input[2]:
+            C = self.const(node, node.input[2], "input C")
+            b = self._bias(node, C, W.shape[0], "input C") * np.float32(a.get("beta", 1.0))
+        return self._linear(node, W, b, shape)
+
+    def _matmul(self, node, shape):
+        if node.input[0] in self.consts:
+            raise self.fail(node, "input A is a constant; zfraw needs the activation first")
+        B = np.asarray(self.const(node, node.input[1], "input B"), np.float32)
+        if B.ndim != 2:
+            raise self.fail(node, f"input B has shape {B.shape}; expected an (in, out) matrix")
+        return self._linear(node, B.T, np.zeros(B.shape[1], np.float32), shape)
+
+    def _bias_add(self, node, a, shape):
+        last = self.layers[-1] if self.layers else None
+        if not isinstance(last, Linear):
+            raise self.fail(node, "Add is supported only as the bias of a MatMul or Gemm")
+        bias = node.input[1] if node.input[0] not in self.consts else node.input[0]
+        C = np.asarray(self.consts[bias], np.float32)
+        if self.opset < 7 and int(a.get("broadcast", 0)) and C.ndim == 1 and C.size > 1:
+            if int(a.get("axis", 1)) not in (1, -1):  # legacy: B aligned at `axis`
+                raise self.fail(node, f"attribute axis={a['axis']}: the bias must align with "
+                                      "the output features (axis 1)")
+        last.params["b"][...] += self._bias(node, C, last.out_f, f"bias {bias!r}")
+        self._check_inferred(node, node.output[0], shape)
+        return shape
+
+
+# -- export ---------------------------------------------------------------------------------
+def _pads4(pad) -> list[int]:
+    """A layer's padding as ONNX pads [top, left, bottom, right]."""
+    if isinstance(pad, (int, np.integer)):
+        return [int(pad)] * 4
+    pad = [int(p) for p in pad]
+    if len(pad) == 2:  # (vertical, horizontal)
+        return [pad[0], pad[1], pad[0], pad[1]]
+    return pad
+
+
+def save_onnx(net: Net, path, opset: int = 13):
+    """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') that passes
+    ``onnx.checker`` and runs in onnxruntime: Conv (group, pads), Relu, MaxPool (pads,
+    ceil_mode), LRN, Flatten, Gemm (transB=1); Dropout is left out (inference). A net loaded
+    with ``softmax_output`` gets its Softmax back. Returns the ModelProto."""
+    onnx = _require_onnx()
+    from onnx import TensorProto, helper, numpy_helper
+
+    from .. import backend
+
+    if not 7 <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"opset {opset}: save_onnx writes opsets 7 to "
+                         f"{onnx.defs.onnx_opset_version()}")
+    info = getattr(net, "onnx_info", {}) or {}
+    x = in_name = info.get("input_name") or "input"
+    nodes, inits = [], []
+
+    def weight(name, array):
+        inits.append(numpy_helper.from_array(
+            np.ascontiguousarray(backend.to_host(array), dtype=np.float32), name))
+        return name
+
+    for layer in net.layers:
+        name, y = layer.name, layer.name
+        if isinstance(layer, Dropout):
+            continue
+        pads = list(getattr(layer, "pads", None) or _pads4(getattr(layer, "pad", 0)))
+        if isinstance(layer, Conv2d):
+            k = int(layer.k)
+            nodes.append(helper.make_node(
+                "Conv", [x, weight(f"{name}.W", layer.params["W"]),
+                         weight(f"{name}.b", layer.params["b"])], [y], name=name,
+                kernel_shape=[k, k], strides=[int(layer.stride)] * 2, pads=pads,
+                dilations=[1, 1], group=int(getattr(layer, "groups", 1))))
+        elif isinstance(layer, ReLU):
+            nodes.append(helper.make_node("Relu", [x], [y], name=name))
+        elif isinstance(layer, MaxPool2d):
+            k = int(layer.k)
+            extra = {}
+            if getattr(layer, "ceil_mode", False):
+                if opset < 10:
+                    raise ValueError(f"{name}: ceil_mode needs opset 10 or later, got {opset}")
+                extra["ceil_mode"] = 1
+            nodes.append(helper.make_node(
+                "MaxPool", [x], [y], name=name, kernel_shape=[k, k],
+                strides=[int(layer.stride)] * 2, pads=pads, **extra))
+        elif isinstance(layer, LocalResponseNorm):
+            nodes.append(helper.make_node(
+                "LRN", [x], [y], name=name, size=int(layer.size), alpha=float(layer.alpha),
+                beta=float(layer.beta), bias=float(layer.bias)))
+        elif isinstance(layer, Flatten):
+            nodes.append(helper.make_node("Flatten", [x], [y], name=name, axis=1))
+        elif isinstance(layer, Linear):
+            nodes.append(helper.make_node(
+                "Gemm", [x, weight(f"{name}.W", layer.params["W"]),
+                         weight(f"{name}.b", layer.params["b"])], [y], name=name,
+                transB=1, alpha=1.0, beta=1.0))
+        else:
+            raise ValueError(f"{name}: save_onnx cannot write a {type(layer).__name__}")
+        x = y
+    if not nodes:
+        raise ValueError("save_onnx: the net has no layers to write")
+    out_name = "logits"
+    nodes[-1].output[0] = out_name
+    if getattr(net, "softmax_output", False):
+        nodes.append(helper.make_node("Softmax", [out_name], ["prob"], name="prob", axis=1))
+        out_name = "prob"
+    graph = helper.make_graph(
+        nodes, str(getattr(net, "arch", "zfraw")).replace("onnx:", "") or "zfraw",
+        [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N", *net.input_shape])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", net.num_classes])],
+        initializer=inits)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="zfraw",
+                              producer_version="0.1.0",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    meta = dict(info.get("metadata", {}))
+    meta.setdefault("zfraw.arch", str(net.arch))
+    helper.set_model_props(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, os.fspath(path))
+    return model
+
+
+__all__ = ["OnnxImportError", "SUPPORTED_OPS", "features", "load_onnx", "save_onnx"]
