@@ -36,3 +36,27 @@ def zfraw_data():
     if not root or not os.path.isdir(root):
         pytest.skip("ZFRAW_DATA not set")
     return root
+
+
+@pytest.fixture(params=["batched", "per-image"])
+def conv_products(request, monkeypatch):
+    """Run a conv test through both ways of doing the products (zfraw/layers/conv.py): the
+    threshold on output pixels is set so that every map is small, or every map is large."""
+    import zfraw.layers.conv as conv_module
+
+    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS",
+                        10**9 if request.param == "batched" else 1)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A finished one-epoch run of a small zf-32 on 96 synthetic images (never modified by the
+    tests: copy it before changing anything)."""
+    from zfraw.training import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train(TrainConfig(arch="zf-32", width=0.125, data="synthetic:96", epochs=1, batch_size=32,
+                      init="he", input_scale=1 / 64, impl="numpy", out=str(out), progress=False,
+                      prefetch=False), log=lambda *a: None)
+    return out

@@ -11,21 +11,15 @@ from PIL import Image
 
 import train as train_cli
 from zfraw import backend, report
-from zfraw.training import TrainConfig, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--arch", "zf-32", "--width", "0.125", "--data", "synthetic:64", "--batch-size", "32",
         "--init", "he", "--input-scale", "0.015625", "--impl", "numpy", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A finished one-epoch run (never modified by the tests)."""
-    out = tmp_path_factory.mktemp("cli") / "run"
-    train(TrainConfig(arch="zf-32", width=0.125, data="synthetic:64", epochs=1, batch_size=32,
-                      init="he", input_scale=1 / 64, impl="numpy", out=str(out), progress=False,
-                      prefetch=False), log=lambda *a: None)
-    return out
+@pytest.fixture
+def run(trained_run):
+    return trained_run
 
 
 def one_line_error(capsys, rc, *words):

@@ -6,13 +6,13 @@ geometries: tests/test_kernels.py and tests/test_kernels_cuda.py.)"""
 import numpy as np
 import pytest
 
-import zfraw.layers.conv as conv_module
 from zfraw import backend, ops
 from zfraw.layers import Conv2d, MaxPool2d
 from zfraw.nets import Net, build_layers
 from zfraw.ops import conv as conv_ref, pool as pool_ref, registry
 from zfraw.ops.conv import check_window, conv_out_size, pads4
 
+from definitions import check_layer_grads, conv64, naive_maxpool
 from gradcheck import assert_close, numeric_grad, tie_free
 
 IMPLS = registry.available_impls("cpu")
@@ -99,32 +99,6 @@ def test_symmetric_tuple_pad_is_the_int_pad():
 
 # --- max pooling with asymmetric pads and ceil_mode: the definition ---------------------------
 
-def naive_maxpool(x, k, s, pads, ceil_mode):
-    """Window by window: output sizes from the formula written out (ceil rounds up, the last
-    window must start inside the input or the top/left padding); only real taps are
-    candidates; the first real tap starts the maximum; a strict '>' keeps the first maximum."""
-    t, l, b, r = pads
-    N, C, H, W = x.shape
-
-    def out(size, begin, end):
-        span = size + begin + end - k
-        o = (-(-span // s) if ceil_mode else span // s) + 1
-        return o - 1 if ceil_mode and (o - 1) * s >= size + begin else o
-
-    OH, OW = out(H, t, b), out(W, l, r)
-    y, sw = np.zeros((N, C, OH, OW), x.dtype), np.zeros((N, C, OH, OW), np.uint8)
-    for n, c, oh, ow in np.ndindex(N, C, OH, OW):
-        best = None
-        for i in range(k):
-            for j in range(k):
-                h, w = oh * s - t + i, ow * s - l + j
-                if 0 <= h < H and 0 <= w < W and (best is None or x[n, c, h, w] > best):
-                    best, sw[n, c, oh, ow] = x[n, c, h, w], i * k + j
-        assert best is not None, "a window without a real tap"
-        y[n, c, oh, ow] = best
-    return y, sw
-
-
 def naive_unpool(r, sw, x_shape, k, s, pads):
     """Each r[n, c, oh, ow] added at the input pixel of its switch."""
     t, l = pads[:2]
@@ -186,36 +160,6 @@ def test_pool_pad_must_be_smaller_than_the_window_on_every_side():
 
 
 # --- layers: gradients, deconv, every impl ----------------------------------------------------
-
-def check_layer_grads(layer, x, seed=0, atol=1e-6, rtol=1e-5):
-    """backward's dx and every parameter gradient against central differences of <f(x), dy>."""
-    dy = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
-    objective = lambda: float(np.vdot(layer.forward(x), dy))  # noqa: E731
-    layer.forward(x)
-    dx = layer.backward(dy)
-    assert_close(dx, numeric_grad(objective, x), atol, rtol, what=f"{layer.name} dx")
-    for key, p in layer.params.items():
-        layer.forward(x)
-        layer.backward(dy)
-        analytic = layer.grads[key].copy()
-        assert_close(analytic, numeric_grad(objective, p), atol, rtol, what=f"{layer.name} d{key}")
-
-
-def conv64(in_ch, out_ch, k, s, pad, groups, seed=0):
-    layer = Conv2d(in_ch, out_ch, k, s, pad, dtype=np.float64, groups=groups)
-    rng = np.random.default_rng(seed)
-    layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape)
-    layer.params["b"][...] = rng.standard_normal(out_ch)
-    return layer
-
-
-@pytest.fixture(params=["batched", "per-image"])
-def conv_products(request, monkeypatch):
-    """Both ways of doing the products (zfraw/layers/conv.py)."""
-    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS",
-                        10**9 if request.param == "batched" else 1)
-    return request.param
-
 
 # (in, out, k, stride, pad, groups): groups 1, 2, depthwise (groups = in), a channel multiplier
 CONVS = [

@@ -17,8 +17,9 @@ import pytest
 
 from zfraw import backend
 from zfraw.ops import registry
-from zfraw.ops.conv import pads4
 from zfraw.ops.registry import IMPL_DEVICE
+
+from definitions import assert_switches_in_image
 
 TOL = {np.float32: (1e-5, 1e-5), np.float64: (1e-12, 1e-10)}  # (atol, rtol)
 DTYPES = [np.float32, np.float64]
@@ -127,16 +128,6 @@ def pool_input(rng, shape, dtype, values, nc=False):
         x[..., :2, :2] = -np.inf
         x[0, 0] = -np.inf
     return strided(x) if nc else x
-
-
-def assert_switches_in_image(sw, x_shape, k, s, p):
-    """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
-    H, W = x_shape[2:]
-    top, left = pads4(p)[:2]
-    i, j = np.divmod(sw.astype(np.int64), k)
-    oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
-    h, w = oh * s - top + i, ow * s - left + j
-    assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
 
 
 @pytest.mark.parametrize("impl", kernel_impls("maxpool_fwd"))

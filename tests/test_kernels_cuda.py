@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import cuda_emu
+from definitions import assert_switches_in_image
 from kernels.cuda import _loader, conv, elementwise, loss, lrn, pool
 from zfraw import backend
 from zfraw.ops import conv as ref_conv
@@ -164,16 +165,6 @@ def _pool_input(geom, dtype, values: str):
     return x
 
 
-def _assert_switches_in_image(sw, x_shape, k, s, p):
-    """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
-    H, W = x_shape[2:]
-    top, left = ref_conv.pads4(p)[:2]
-    i, j = np.divmod(sw.astype(np.int64), k)
-    oh, ow = np.meshgrid(np.arange(sw.shape[2]), np.arange(sw.shape[3]), indexing="ij")
-    h, w = oh * s - top + i, ow * s - left + j
-    assert ((h >= 0) & (h < H) & (w >= 0) & (w < W)).all(), "a switch points into the padding"
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
 @pytest.mark.parametrize("values", POOL_VALUES)
@@ -184,7 +175,7 @@ def test_maxpool_fwd(dev, geom, dtype, values):
     y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
     _equal(dev, y, y_ref)
     _equal(dev, sw, sw_ref)
-    _assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
+    assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -234,7 +225,7 @@ def test_maxpool_asymmetric_and_ceil(dev, geom, dtype, values):
     y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p, ceil)
     _equal(dev, y, y_ref)
     _equal(dev, sw, sw_ref)
-    _assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
+    assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
     dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
     dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p, ceil)
     _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, k, s, p, ceil), dtype)

@@ -7,37 +7,8 @@ from zfraw import backend, ops
 from zfraw.layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
 from zfraw.ops import registry
 
+from definitions import check_layer_grads, conv64
 from gradcheck import assert_close, numeric_grad, tie_free
-
-
-def check_layer_grads(layer, x, seed=0, atol=1e-6, rtol=1e-5):
-    """Compare backward's dx and every param grad with central differences of <f(x), dy>."""
-    dy = np.random.default_rng(seed).standard_normal(layer.forward(x).shape)
-    objective = lambda: float(np.vdot(layer.forward(x), dy))  # noqa: E731
-    layer.forward(x)
-    dx = layer.backward(dy)
-    assert_close(dx, numeric_grad(objective, x), atol, rtol, what=f"{layer.name} dx")
-    for key, p in layer.params.items():
-        layer.forward(x)
-        layer.backward(dy)
-        analytic = layer.grads[key].copy()
-        assert_close(analytic, numeric_grad(objective, p), atol, rtol, what=f"{layer.name} d{key}")
-
-
-def conv64(in_ch, out_ch, k, s, p, seed=0):
-    layer = Conv2d(in_ch, out_ch, k, s, p, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape)
-    layer.params["b"][...] = rng.standard_normal(out_ch)
-    return layer
-
-
-@pytest.fixture(params=["batched", "per-image"])
-def conv_products(request, monkeypatch):
-    """Run a conv test through both ways of doing the products (zfraw/layers/conv.py): the
-    threshold on output pixels is set so that every map is small, or every map is large."""
-    monkeypatch.setattr(conv_module, "PER_IMAGE_MIN_PIXELS", 10**9 if request.param == "batched" else 1)
-    return request.param
 
 
 @pytest.mark.parametrize("n,c,h,w,f,k,s,p", [

@@ -5,6 +5,7 @@ import pytest
 from zfraw import ops
 from zfraw.ops import conv as conv_ref, lrn as lrn_ref, pool as pool_ref
 
+from definitions import naive_maxpool
 from gradcheck import assert_close, numeric_grad, tie_free
 
 
@@ -75,23 +76,6 @@ def test_maxpool_ties_go_to_first_maximum_and_padding_never_wins():
     # every window's first in-image position in row-major order
     assert sw[0, 0].tolist() == [[4, 3], [1, 0]]
     assert (y == -5.0).all()
-
-
-def naive_maxpool(x, k, s, p):
-    """The documented rule, window by window: only real taps are candidates, the first real
-    tap starts the running maximum and a strict '>' keeps the first maximum (row-major)."""
-    N, C, H, W = x.shape
-    OH, OW = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-    y, sw = np.zeros((N, C, OH, OW), x.dtype), np.zeros((N, C, OH, OW), np.uint8)
-    for n, c, oh, ow in np.ndindex(N, C, OH, OW):
-        best = None
-        for i in range(k):
-            for j in range(k):
-                h, w = oh * s - p + i, ow * s - p + j
-                if 0 <= h < H and 0 <= w < W and (best is None or x[n, c, h, w] > best):
-                    best, sw[n, c, oh, ow] = x[n, c, h, w], i * k + j
-        y[n, c, oh, ow] = best
-    return y, sw
 
 
 @pytest.mark.parametrize("k,s,p", [(3, 2, 1), (3, 1, 2), (2, 2, 1), (3, 3, 0)])

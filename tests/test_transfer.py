@@ -16,14 +16,9 @@ from zfraw.rundir import RunDir
 from zfraw.training import TrainConfig, train
 
 
-@pytest.fixture(scope="module")
-def source_run(tmp_path_factory):
-    """A small net trained for one epoch on the synthetic set: the 'pretrained' net."""
-    out = tmp_path_factory.mktemp("src") / "run"
-    train(TrainConfig(arch="zf-32", width=0.125, data="synthetic:96", epochs=1, batch_size=32,
-                      init="he", input_scale=1 / 64, impl="numpy", out=str(out), progress=False,
-                      prefetch=False), log=lambda *a: None)
-    return out
+@pytest.fixture
+def source_run(trained_run):
+    return trained_run
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
         else:
             result = EXPERIMENTS[a.experiment](base, a.out, print)
     except (HardStop, KeyboardInterrupt):
-        print(f"stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
+        print("stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
         return 130
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,7 +28,7 @@ from . import paper
 from .classifiers import softmax_accuracy, svm_accuracy
 from .features import cached_features, layer_features
 from .results import write_results
-from .tables import _row_metrics, scale_text, train_row
+from .tables import scale_text, train_row
 
 
 def _caltech(base: TrainConfig):
