@@ -50,6 +50,8 @@ TORCH_WHEELS ?= /opt/wheels
 bench: $(STAMP)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet --no-index \
 	  --find-links $(TORCH_WHEELS) torch 2>/dev/null || echo "bench: no torch wheel, peer column skipped"
+	@$(PY) -c "import torch" 2>/dev/null && ! $(PY) -c "import captum" 2>/dev/null && \
+	  $(PY) -m pip install --quiet --no-deps captum || true
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:

@@ -136,4 +136,15 @@ def markdown(results: dict) -> str:
                   "Conv/fc: GFLOP/s (% of the matmul ceiling); others: GB/s of the layer's input "
                   "and output (% of the copy ceiling); x: speed-up over the NumPy reference.\n",
                   _table(["layer", "pass"] + cols, lines)]
+    if results.get("occlusion"):
+        rows = results["occlusion"]
+        keys = [k for k in rows[0] if k not in ("arch",)]
+        for r in rows[1:]:
+            keys += [k for k in r if k not in keys and k != "arch"]
+        lines = [[r["arch"]] + [(f"{r[k]:.4g}" if isinstance(r.get(k), float) else
+                                 str(r.get(k, "-"))) for k in keys] for r in rows]
+        parts += ["## Occlusion sweeps (Captum's squares, size 2x stride)\n",
+                  "Seconds per sweep (median); ratios are times of the other method over "
+                  "zfraw's incremental sweep; the max differences check that all agree.\n",
+                  _table(["net"] + keys, lines)]
     return "\n".join(parts)

@@ -13,9 +13,10 @@ from . import report, torch_peer
 from .cases import run_primitives, usable_impls
 from .ceiling import measure_ceiling
 from .layers import run_layers
+from .occlusion import run_occlusion
 from .step import STEPS, run_steps
 
-PARTS = ("primitives", "layers", "step")
+PARTS = ("primitives", "layers", "step", "occlusion")
 
 
 def main(argv=None) -> int:
@@ -65,6 +66,9 @@ def main(argv=None) -> int:
         steps = [(arch, 2 if args.quick and arch == "zf" else (8 if args.quick else b), k)
                  for arch, b, k in STEPS]
         results["steps"] = run_steps(steps, 2 if args.quick else 3, with_torch, log)
+    if "occlusion" in parts:
+        log("occlusion sweeps (Captum in the peer column when importable):")
+        results["occlusion"] = run_occlusion(2 if args.quick else 3, with_torch, log)
     info["loadavg_end"] = os.getloadavg()
     if info.get("numba"):
         import numba

@@ -107,14 +107,18 @@ def mirror(net, tdev: str):
 
     modules = {}
     for layer in net.layers:
+        if isinstance(layer, (Conv2d, MaxPool2d)) and not isinstance(layer.pad, int):
+            raise ValueError(f"torch peer: {layer.name} has asymmetric padding {layer.pad}, "
+                             "which nn.Conv2d / nn.MaxPool2d cannot mirror")
         if isinstance(layer, Conv2d):
-            m = nn.Conv2d(layer.in_ch, layer.out_ch, layer.k, layer.stride, layer.pad)
+            m = nn.Conv2d(layer.in_ch, layer.out_ch, layer.k, layer.stride, layer.pad,
+                          groups=layer.groups)
         elif isinstance(layer, Linear):
             m = nn.Linear(layer.in_f, layer.out_f)
         elif isinstance(layer, ReLU):
             m = nn.ReLU()
         elif isinstance(layer, MaxPool2d):
-            m = nn.MaxPool2d(layer.k, layer.stride, layer.pad)
+            m = nn.MaxPool2d(layer.k, layer.stride, layer.pad, ceil_mode=layer.ceil_mode)
         elif isinstance(layer, LocalResponseNorm):
             m = nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.bias)
         elif isinstance(layer, Dropout):

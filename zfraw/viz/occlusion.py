@@ -68,23 +68,29 @@ class OcclusionMaps:
 
 
 def occlusion_sweep(forward, image: np.ndarray, label: int, size: int, stride: int,
-                    batch_size: int = 64, fill: float = 0.0, fmap: int | None = None
-                    ) -> OcclusionMaps:
+                    batch_size: int = 64, fill: float = 0.0, fmap: int | None = None,
+                    occluded=None) -> OcclusionMaps:
     """Slide a ``size`` square with ``stride`` over image (C, H, W), net input (mean-subtracted).
 
     forward(x (n, C, H, W)) -> (probs (n, K), act (n, Cl, h, w)) host arrays: class
     probabilities and the chosen layer's activations. fmap: the map to follow; default the
-    one with the largest activation in the unoccluded image."""
+    one with the largest activation in the unoccluded image. ``occluded(boxes, fill)``, when
+    given, returns the same two arrays for the occluded copies without being handed them
+    (:class:`zfraw.viz.incremental.IncrementalOcclusion`, which recomputes only what each
+    occluder changes)."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got {image.shape}")
+    if occluded is None:
+        def occluded(boxes, fill):
+            return forward(occlude(image, boxes, fill))
     probs0, act0 = forward(image[None])
     if fmap is None:
         fmap = int(np.argmax(act0[0].reshape(act0.shape[1], -1).max(axis=1)))
     boxes, ys, xs = square_boxes(image.shape[1], image.shape[2], size, stride)
     act, prob, top = [], [], []
     for i in range(0, len(boxes), batch_size):
-        probs, a = forward(occlude(image, boxes[i:i + batch_size], fill))
+        probs, a = occluded(boxes[i:i + batch_size], fill)
         act.append(a[:, fmap].reshape(len(a), -1).sum(axis=1))
         prob.append(probs[:, label])
         top.append(probs.argmax(axis=1))

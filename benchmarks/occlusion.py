@@ -1,0 +1,114 @@
+"""Occlusion sweeps: zfraw's plain sweep (a forward of every occluded copy), its incremental
+sweep (zfraw.viz.incremental: only what each square changes), and Captum's Occlusion on the
+PyTorch mirror of the same net, on the same image and the same squares.
+
+The squares are Captum's: side ``2 * stride``, top-left corners at multiples of the stride that
+fit in the image. All three compute the class probability (softmax) under every square; the
+check compares Captum's attribution map with the same map computed from zfraw's probabilities
+(each pixel: the mean, over the squares covering it, of p(unoccluded) - p(occluded)).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from zfraw import nets
+from zfraw.viz.features import probs_and_map
+from zfraw.viz.incremental import IncrementalOcclusion
+
+from .timing import measure
+
+# (arch, classes, stride): zf-64 and zf at 224, squares of twice the stride.
+CASES = (("zf-64", 100, 4), ("zf", 1000, 8))
+LAYER = "relu5"
+BATCH = 64
+
+
+def captum_boxes(side: int, size: int, stride: int):
+    """Captum's sliding windows over a side x side image: (y0, x0, y1, x1), row-major."""
+    starts = range(0, side - size + 1, stride)
+    return [(y, x, y + size, x + size) for y in starts for x in starts]
+
+
+def attribution(p0: float, p: np.ndarray, boxes, side: int) -> np.ndarray:
+    """Captum's occlusion map from probabilities: per pixel, the mean over the squares covering
+    it of p0 - p_k (0 where none covers it). p: (len(boxes),)."""
+    total, count = np.zeros((side, side)), np.zeros((side, side))
+    for (y0, x0, y1, x1), pk in zip(boxes, p):
+        total[y0:y1, x0:x1] += p0 - pk
+        count[y0:y1, x0:x1] += 1
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+
+def run_occlusion(repeat: int, with_torch: bool, log=print) -> list[dict]:
+    """One row per case: median seconds per sweep of each method and the ratios."""
+    rows = []
+    for arch, classes, stride in CASES:
+        net = nets.build(arch, num_classes=classes, init="he", seed=0).eval()
+        side = net.input_shape[1]
+        image = np.random.default_rng(0).standard_normal(net.input_shape).astype(np.float32)
+        size = 2 * stride
+        boxes = captum_boxes(side, size, stride)
+        forward = probs_and_map(net, LAYER, BATCH)
+        p0 = forward(image[None])[0][0]
+        label = int(p0.argmax())
+        results = {}
+
+        def plain():
+            from zfraw.viz.occlusion import occlude
+            results["plain"] = np.concatenate([forward(occlude(image, boxes[i:i + BATCH]))[0]
+                                               for i in range(0, len(boxes), BATCH)])
+
+        def incremental():
+            occ = IncrementalOcclusion(net, image, LAYER)   # its base forward is timed too
+            results["incremental"] = np.concatenate([occ(boxes[i:i + BATCH])[0]
+                                                     for i in range(0, len(boxes), BATCH)])
+
+        candidates = {"zfraw plain": (plain, "cpu"), "zfraw incremental": (incremental, "cpu")}
+        if with_torch:
+            captum_fn = _captum_sweep(net, image, label, size, stride, results)
+            if captum_fn is not None:
+                candidates["captum"] = (captum_fn, "cpu")
+        times = measure(candidates, repeat=repeat, warmup=1, budget_s=180.0, hot=False)
+        row = {"arch": arch, "squares": len(boxes), "size": size, "stride": stride,
+               **{f"{n} s": t["median_s"] for n, t in times.items()},
+               "incremental vs plain": times["zfraw plain"]["median_s"]
+               / times["zfraw incremental"]["median_s"],
+               "max |p incremental - p plain|": float(np.abs(
+                   results["incremental"][:, label] - results["plain"][:, label]).max())}
+        if "captum" in times:
+            ours = attribution(float(p0[label]), results["incremental"][:, label], boxes, side)
+            row["incremental vs captum"] = times["captum"]["median_s"] / \
+                times["zfraw incremental"]["median_s"]
+            row["max |attribution - captum's|"] = float(np.abs(ours - results["captum"]).max())
+        rows.append(row)
+        log("  occlusion " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                       for k, v in row.items()))
+    return rows
+
+
+def _captum_sweep(net, image, label, size, stride, results):
+    """Captum's Occlusion on the PyTorch mirror (weights copied), or None without Captum."""
+    try:
+        import torch
+        from captum.attr import Occlusion
+    except ImportError:
+        return None
+    from .torch_peer import mirror
+
+    model = mirror(net, "cpu").eval()
+    with torch.no_grad():
+        for layer in net.layers:
+            for key, p in layer.params.items():
+                getattr(getattr(model, layer.name), {"W": "weight", "b": "bias"}[key]).copy_(
+                    torch.from_numpy(np.asarray(p)))
+    occlusion = Occlusion(lambda x: torch.softmax(model(x), dim=1))
+    x = torch.from_numpy(image[None])
+
+    def sweep():
+        with torch.no_grad():
+            attr = occlusion.attribute(x, sliding_window_shapes=(3, size, size),
+                                       strides=(3, stride, stride), baselines=0.0, target=label,
+                                       perturbations_per_eval=BATCH)
+        results["captum"] = attr[0, 0].numpy()   # the same map in every channel
+
+    return sweep
