@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test test-all test-gpu demo bench nvcc-check clean
+.PHONY: test test-all test-gpu gpu-check demo bench nvcc-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-all: $(STAMP)
 # On a GPU machine (no registry there): PYTHONPATH=. python -m pytest -q -m cuda
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -m cuda
+
+# Everything that needs a GPU, in one run (on a GPU machine without a registry: from the source
+# tree, no virtualenv): the CUDA tests, a train.py --device cuda run, the GPU benchmarks.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 # Compile every CUDA kernel when nvcc is present, so a syntax error fails CI without a GPU.
 nvcc-check:
