@@ -5,11 +5,18 @@ activations of one forward pass of the whole net at the given batch. Conv and fc
 GFLOP/s (2 flops per multiply-add; the backward does twice the forward's work: weight and
 input gradients) against the matmul ceiling; the others report GB/s of their input and output
 tensors (the primitive table has the exact bytes) against the copy ceiling.
+
+3x3 stride-1 conv layers also run as ``<impl>+winograd`` (Winograd F(2x2, 3x3), the layout
+zfraw/layers/conv.py uses where its WINOGRAD setting enables it for the device); their GFLOP/s
+are effective ones (the direct convolution's flops over the time), so they compare directly.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+import zfraw.layers.conv as conv_module
 from zfraw import backend, nets
 from zfraw.ops import registry
 
@@ -59,6 +66,12 @@ def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: b
                 with registry.use_impl(impl):
                     dev_layer.forward(xd)  # the state its backward reads
                 candidates[impl] = (_call(impl, dev_layer, pass_, xd, dyd), device)
+                if impl != "numpy" and _winograd_shape(layer):
+                    wl = copy.copy(dev_layer)      # same weights, its own saved state
+                    with registry.use_impl(impl), _winograd(device):
+                        wl.forward(xd)
+                    candidates[f"{impl}+winograd"] = (
+                        _call(impl, wl, pass_, xd, dyd, winograd_on=device), device)
             for name, dev, model, tdev in peers:
                 fwd, bwd = torch_peer.layer_calls(model, layer.name, x_in, dy, tdev)
                 candidates[name] = (fwd if pass_ == "forward" else bwd, dev)
@@ -82,14 +95,34 @@ def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: b
     return rows
 
 
-def _call(impl, layer, pass_, x, dy):
+class _winograd:
+    """Context manager: Winograd on for ``device`` (None: leave the setting alone)."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def __enter__(self):
+        if self.device is not None:
+            self.saved = conv_module.WINOGRAD[self.device]
+            conv_module.WINOGRAD[self.device] = True
+
+    def __exit__(self, *exc):
+        if self.device is not None:
+            conv_module.WINOGRAD[self.device] = self.saved
+
+
+def _winograd_shape(layer) -> bool:
+    return layer.kind == "conv" and layer.k == 3 and layer.stride == 1 and layer.groups == 1
+
+
+def _call(impl, layer, pass_, x, dy, winograd_on=None):
     if pass_ == "forward":
         def fn():
-            with registry.use_impl(impl):
+            with registry.use_impl(impl), _winograd(winograd_on):
                 layer.forward(x)
     else:
         def fn():
-            with registry.use_impl(impl):
+            with registry.use_impl(impl), _winograd(winograd_on):
                 layer.backward(dy)
     return fn
 

@@ -71,6 +71,32 @@ def rand(rng, shape, dtype, noncontig=False):
     return strided(x) if noncontig else x
 
 
+# Winograd F(2x2, 3x3): (N, C, H, W), pad, non-contiguous input (odd sizes, asymmetric pads).
+WINOGRAD = [((2, 3, 7, 6), 1, False), ((1, 2, 5, 5), 0, True), ((2, 3, 6, 9), (1, 0, 2, 1), False),
+            ((1, 1, 3, 3), 0, False), ((2, 4, 13, 13), 1, True)]
+
+
+@pytest.mark.parametrize("impl", kernel_impls("winograd_input"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,pad,nc", WINOGRAD)
+def test_winograd_transforms(impl, dtype, shape, pad, nc):
+    from zfraw.ops.winograd import tile_grid
+    rng = np.random.default_rng(11)
+    x = rand(rng, shape, dtype, nc)
+    V = reference("winograd_input", x, pad)
+    assert_close(run("winograd_input", impl, x, pad), V, dtype)
+    dV = rand(rng, V.shape, dtype, nc)
+    assert_close(run("winograd_input_adjoint", impl, dV, shape, pad),
+                 reference("winograd_input_adjoint", dV, shape, pad), dtype)
+    oh, ow, _, _ = tile_grid(shape[2], shape[3], pad)
+    M = rand(rng, (16, 5, V.shape[2]), dtype, nc)
+    assert_close(run("winograd_output", impl, M, shape[0], oh, ow),
+                 reference("winograd_output", M, shape[0], oh, ow), dtype)
+    dy = rand(rng, (shape[0], 5, oh, ow), dtype, nc)
+    assert_close(run("winograd_output_adjoint", impl, dy),
+                 reference("winograd_output_adjoint", dy), dtype)
+
+
 # (N, C, H, W), kh, kw, stride, pad, non-contiguous input
 WINDOWS = [
     ((2, 3, 7, 7), 3, 3, 1, 1, False),

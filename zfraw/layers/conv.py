@@ -10,8 +10,11 @@ ways to run the products over them, chosen by the size of an output map:
   third of the product, while each image's product is big enough for BLAS to run at full speed.
   On the GPU the batched layout is kept everywhere: a transpose costs little at its bandwidth,
   and one large cuBLAS call beats a batch of strided ones.
-Forward records its choice in ``self.layout`` ("per_image" or "batched"); backward and deconv
-read it rather than deciding again.
+A third way, for 3x3 stride-1 ungrouped layers (zf's conv3-5) where :data:`WINOGRAD` enables it
+for the device: Winograd's F(2x2, 3x3) (zfraw/ops/winograd.py), 16 products of (F, C) by
+(C, tiles) instead of one of (F, 9C) by (9C, pixels), 2.25x fewer multiply-adds.
+Forward records its choice in ``self.layout`` ("per_image", "batched" or "winograd"); backward
+and deconv read it rather than deciding again.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import numpy as np
 
 from .. import ops
 from ..backend import get_array_module
+from ..ops import winograd
 from ..ops.conv import pad_spec, pads4
 from .base import Layer
 
@@ -29,7 +33,11 @@ from .base import Layer
 PER_IMAGE_MIN_PIXELS = 4096
 
 
-PER_IMAGE, BATCHED = "per_image", "batched"  # the two layouts of the products
+PER_IMAGE, BATCHED, WINOGRAD_LAYOUT = "per_image", "batched", "winograd"  # the products' layouts
+
+# Whether 3x3 stride-1 ungrouped layers use Winograd F(2x2, 3x3), per device: set from the
+# layers benchmark (README, Kernels and benchmarks), which times both on the same shapes.
+WINOGRAD = {"cpu": False, "cuda": False}
 
 
 def _per_image(xp, pixels: int) -> bool:
@@ -54,7 +62,7 @@ class Conv2d(Layer):
     """
 
     kind = "conv"
-    saved = ("cols",)
+    saved = ("cols", "tiles", "U")
 
     def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, pad=0,
                  dtype=np.float32, groups: int = 1):
@@ -103,6 +111,8 @@ class Conv2d(Layer):
         self.x_shape = x.shape
         n, p = x.shape[0], oh * ow
         xp = get_array_module(x)
+        if self._winograd_applies(xp):
+            return self._winograd_forward(x, oh, ow)
         self.cols = ops.im2col(x, self.k, self.k, self.stride, self.pad)  # (K, N*P)
         self.layout = PER_IMAGE if _per_image(xp, p) else BATCHED
         W2 = self._filters()                                               # (F, K/G)
@@ -129,6 +139,12 @@ class Conv2d(Layer):
         """dy: (N, out_ch, OH, OW) -> dx: (N, in_ch, H, W); fills grads W and b. With
         need_dx=False (the first layer in training) dx is not computed and None returned."""
         xp = get_array_module(dy)
+        if self.layout == WINOGRAD_LAYOUT:
+            dM = ops.winograd_output_adjoint(dy)                           # (16, F, T)
+            self.grads["W"][...] = winograd.filter_transform_adjoint(
+                xp.matmul(dM, self.tiles.transpose(0, 2, 1)))
+            self.grads["b"][...] = dy.sum(axis=(0, 2, 3))
+            return self._winograd_input_gradient(dM) if need_dx else None
         dyp = self._dy_for_products(dy)
         dW = self.grads["W"].reshape(self.out_ch, -1)                      # (F, K/G), a view
         if self.layout == PER_IMAGE:                                       # (N, F, P)
@@ -147,7 +163,32 @@ class Conv2d(Layer):
         """The paper's transposed filtering: convolve r with the same filters flipped in both
         spatial axes and transposed in/out (within each group), no bias. That is exactly the
         gradient of <conv(x), r> with respect to x. r: (N, out_ch, OH, OW) -> (N, in_ch, H, W)."""
+        if self.layout == WINOGRAD_LAYOUT:
+            return self._winograd_input_gradient(ops.winograd_output_adjoint(r))
         return self._input_gradient(self._dy_for_products(r))
+
+    # -- Winograd F(2x2, 3x3) ---------------------------------------------------------------
+    def _winograd_applies(self, xp) -> bool:
+        device = "cpu" if xp is np else "cuda"
+        return self.k == 3 and self.stride == 1 and self.groups == 1 and WINOGRAD[device]
+
+    def _winograd_forward(self, x, oh: int, ow: int):
+        """Keeps ``self.tiles`` V (16, C, T) for the weight gradient and ``self.U`` (16, F, C),
+        the transformed filters, for the input gradient and the deconv."""
+        xp = get_array_module(x)
+        self.layout = WINOGRAD_LAYOUT
+        self.cols = None
+        self.tiles = ops.winograd_input(x, self.pad)
+        self.U = winograd.filter_transform(self.params["W"])
+        y = ops.winograd_output(xp.matmul(self.U, self.tiles), x.shape[0], oh, ow)
+        y += self.params["b"][:, None, None]
+        return y
+
+    def _winograd_input_gradient(self, dM):
+        """dM (16, F, T), the output tiles' gradient -> dx (N, in_ch, H, W)."""
+        xp = get_array_module(dM)
+        dV = xp.matmul(self.U.transpose(0, 2, 1), dM)                     # (16, C, T)
+        return ops.winograd_input_adjoint(dV, self.x_shape, self.pad)
 
     def _filters(self):
         """W as the (F, K/G) matrix of the products, K/G = in_ch/groups*k*k."""

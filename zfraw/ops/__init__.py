@@ -6,7 +6,7 @@ runs on the array's device. Signatures and shapes are those of the references.
 """
 from __future__ import annotations
 
-from . import conv, elementwise, loss, lrn, pool  # noqa: F401 - registers the references
+from . import conv, elementwise, loss, lrn, pool, winograd  # noqa: F401 - registers the references
 from .conv import check_window, conv_out_size, pads4
 from .registry import (available, available_impls, default_impl, get_impl, implementations,
                        lookup, ops, register, set_impl, use_impl)
@@ -35,6 +35,10 @@ dropout_fwd = _dispatched("dropout_fwd", elementwise.dropout_fwd)
 sgd_update = _dispatched("sgd_update", elementwise.sgd_update)
 softmax_xent = _dispatched("softmax_xent", loss.softmax_xent)
 softmax_xent_bwd = _dispatched("softmax_xent_bwd", loss.softmax_xent_bwd)
+winograd_input = _dispatched("winograd_input", winograd.input_transform)
+winograd_input_adjoint = _dispatched("winograd_input_adjoint", winograd.input_transform_adjoint)
+winograd_output = _dispatched("winograd_output", winograd.output_transform)
+winograd_output_adjoint = _dispatched("winograd_output_adjoint", winograd.output_transform_adjoint)
 
 
 def unpool(r, switches, x_shape, k: int, stride: int, pad, ceil_mode: bool = False):
@@ -51,6 +55,7 @@ def rectify(r):
 
 __all__ = ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "unpool", "lrn_fwd", "lrn_bwd",
            "relu_fwd", "relu_bwd", "rectify", "dropout_fwd", "sgd_update", "softmax_xent",
-           "softmax_xent_bwd", "check_window", "conv_out_size", "pads4", "available",
+           "softmax_xent_bwd", "winograd_input", "winograd_input_adjoint", "winograd_output",
+           "winograd_output_adjoint", "check_window", "conv_out_size", "pads4", "available",
            "available_impls", "default_impl", "get_impl", "implementations", "lookup", "ops",
            "register", "set_impl", "use_impl"]
