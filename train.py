@@ -9,6 +9,10 @@ A run folder is never overwritten: without --resume, an --out that holds a run i
 --resume the run's own settings are used; a setting given again must agree with them, except
 --epochs, --lr, --schedule, --lr-step, --impl, --device and --ten-crop, which are applied.
 
+Data-parallel over MPI ranks (README, "Scale-out over MPI"):
+
+    mpiexec -n 2 python3 train.py --arch zf-64 --batch-size 128 --out runs/dp   # 2 x 64 images
+
 Exit status: 0 finished, 1 the loss diverged (or a file could not be written), 2 bad input or
 a refused run folder (one line on stderr; --debug shows the traceback), 130 stopped by Ctrl-C
 (checkpoint saved at the next step boundary; a second Ctrl-C stops at once without saving).
@@ -19,6 +23,7 @@ import argparse
 import dataclasses
 import sys
 
+from zfraw import distributed
 from zfraw.data import DataError
 from zfraw.nets import ARCHS
 from zfraw.ops.registry import IMPLS
@@ -96,30 +101,57 @@ def main(argv=None) -> int:
     asked = asked_settings(a)
     cfg = dataclasses.replace(TrainConfig(), **asked)
     try:
+        team = distributed.world()    # None unless started by mpiexec with several ranks
+    except RuntimeError as e:
+        return _fail(e, 2, a.debug)
+    try:
         result = train(cfg, resume=a.resume, asked=asked, overwrite=a.overwrite,
                        resume_from=a.resume_from)
     except HardStop:
         print(f"stopped by a second Ctrl-C without saving; {cfg.out}/last.npz holds the last "
               "saved state, if any (--resume continues from it)", file=sys.stderr)
-        return 130
+        return _abort(team, 130)
     except KeyboardInterrupt:   # before the first step (loading data): nothing to save
         print("stopped by Ctrl-C before training began; nothing was saved", file=sys.stderr)
-        return 130
+        return _abort(team, 130)
     except TrainingDiverged as e:
-        return _fail(e, 1, a.debug)
+        return _fail(e, 1, a.debug, team)
     except (DataError, ValueError) as e:          # RunError and CheckpointError included
-        return _fail(e, 2, a.debug)
+        return _fail(e, 2, a.debug, team)
     except OSError as e:                           # e.g. a full disk while saving
-        return _fail(e, 1, a.debug)
+        return _fail(e, 1, a.debug, team)
+    except BaseException as e:                     # a bug: under MPI, the other ranks must end
+        if team is None:
+            raise
+        import traceback
+        traceback.print_exception(e)
+        return _abort(team, 1)
     return 130 if result["status"] == "interrupted" else 0
 
 
-def _fail(e: BaseException, code: int, debug: bool) -> int:
-    """Print the error as one line (with its traceback under --debug) and return ``code``."""
+def _fail(e: BaseException, code: int, debug: bool, team=None) -> int:
+    """Print the error as one line (with its traceback under --debug) and return ``code``.
+    Under MPI (``team``) an error every rank raised alike is printed by rank 0; any other
+    ends the whole job (MPI_Abort), since the other ranks would wait for this one forever."""
+    if team is not None and distributed.is_agreed(e):
+        if not team.root:
+            return code
+    elif team is not None:
+        print(f"error (MPI rank {team.rank} of {team.size}): {e}; aborting the job",
+              file=sys.stderr, flush=True)
+        return _abort(team, code)
     if debug:
         import traceback
         traceback.print_exception(e)
     print(f"error: {e}", file=sys.stderr)
+    return code
+
+
+def _abort(team, code: int) -> int:
+    """Return ``code``; under MPI end every rank first (the others may be inside a collective
+    that this rank will never join)."""
+    if team is not None:
+        team.abort(code)
     return code
 
 

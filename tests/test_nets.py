@@ -239,7 +239,8 @@ def test_forward_drops_the_last_forwards_arrays_before_allocating_new_ones():
     x = np.random.default_rng(6).standard_normal((2,) + net.input_shape).astype(np.float32)
     net.forward(x)
     kept = {f"{layer.name}.{attr}": weakref.ref(getattr(layer, attr))
-            for layer in net.layers for attr in layer.saved}
+            for layer in net.layers for attr in layer.saved
+            if getattr(layer, attr, None) is not None}   # e.g. a conv's Winograd tiles when off
     assert len(kept) >= 10
     alive_at_start = {}
     first = net.layers[0]

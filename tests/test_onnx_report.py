@@ -168,7 +168,7 @@ def test_model_report_with_recorded_spec_and_matching_labels(models, tmp_path):
     assert rc == 0
     html = (out / "index.html").read_text()
     assert "Recorded in the model file" in html and "0.015625" in html
-    assert "classes are all among the model" in html and CLASSES[0] in html
+    assert "classes are all among the model" in html and any(c in html for c in CLASSES)
     assert "Top-9" not in html and "Occlusion" in html
 
 

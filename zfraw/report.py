@@ -1,11 +1,18 @@
-"""The visual report of a training run: ``python -m zfraw.report --run DIR [--data SPEC]``.
+"""The visual report of a training run or of an imported net:
 
-Writes ``DIR/report/index.html`` with PNG figures beside it: training curves, the architecture
-summary, first-layer filters and their diagnostics (Sec. 4.1), projections with the three
-rules, top-9 projections and patches (Fig. 2), feature evolution (Fig. 4), invariance curves
-(Fig. 5), occlusion maps and the in-box share of the probability drop (Fig. 7), and the
-correspondence measure (Table 1). Every section reads the validation images of the run's
-dataset (or ``--data``), centre crops minus the run's mean image.
+    python -m zfraw.report --run DIR [--data SPEC]
+    python -m zfraw.report --model MODEL.onnx --data SPEC [--preprocess PRESET] [--labels FILE]
+
+Writes ``DIR/report/index.html`` (or ``MODEL's folder/report-<stem>/index.html``) with PNG
+figures beside it: training curves, the architecture summary, first-layer filters and their
+diagnostics (Sec. 4.1), projections with the three rules, top-9 projections and patches
+(Fig. 2), feature evolution (Fig. 4), invariance curves (Fig. 5), occlusion maps and the in-box
+share of the probability drop (Fig. 7), and the correspondence measure (Table 1). Every section
+reads the validation images of the run's dataset (or ``--data``) through the net's input
+convention (:class:`zfraw.nets.inputs.InputSpec`): for a run, centre crops minus its mean image
+times its input scale; for a model, a ``--preprocess`` preset or the one its file records. A
+model's report has no training or evolution sections, and picks its layers by type (the ReLU
+after each conv, ...), since an imported graph's layer names are its own.
 """
 from __future__ import annotations
 
@@ -30,9 +37,14 @@ from .viz.invariance import invariance_curves
 from .viz.occlusion import drop_share_in_box, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
 from .data import DataError
+from .layers import Conv2d, Linear, ReLU
+from .nets.inputs import PRESETS, InputSpec
 from .rundir import RunDir
-from .viz.run import load_source
+from .viz.run import load_model_source, load_source
 from .viz.top9 import collect_topk, map_panel, project_topk, top9_figure
+
+
+TRUE = "the true class"  # what the label-reading sections measure, unless told otherwise
 
 
 def log(msg: str):
@@ -51,6 +63,35 @@ def conv_relus(net):
                          if layer.name.startswith("conv")])
 
 
+def imported_layers(net) -> dict:
+    """Layer choices by type for a net whose names are not zfraw's (an imported graph): the
+    ReLU after each conv (the conv itself where none follows it before the next conv or fc),
+    the last of them for rules and occlusion, the ReLU after the last hidden fc for invariance
+    and correspondence, and the first conv, its ReLU and the second conv for the filters'
+    diagnostics."""
+    layers = net.layers
+
+    def rectified(i):
+        for layer in layers[i + 1:]:
+            if isinstance(layer, ReLU):
+                return layer.name
+            if isinstance(layer, (Conv2d, Linear)):
+                break
+        return layers[i].name
+
+    convs = [i for i, layer in enumerate(layers) if isinstance(layer, Conv2d)]
+    fcs = [i for i, layer in enumerate(layers) if isinstance(layer, Linear)]
+    if not convs:
+        raise ValueError(f"{net.arch} has no convolution; the report is for conv nets")
+    relus = [rectified(i) for i in convs]
+    fc = rectified(fcs[-2]) if len(fcs) >= 2 else None
+    return {"top9": relus, "rules": relus[-1], "occlusion": relus[-1],
+            "invariance": list(dict.fromkeys([relus[0], fc or relus[-1]])),
+            "correspondence": [relus[-1]] + ([fc] if fc else []),
+            "filters": (layers[convs[0]].name, relus[0],
+                        layers[convs[1]].name if len(convs) > 1 else None)}
+
+
 # -- sections --------------------------------------------------------------------------------
 def section_training(page, out, run, net):
     page.heading("Training")
@@ -66,11 +107,18 @@ def section_training(page, out, run, net):
     page.pre(net.summary_text())
 
 
-def section_filters(page, out, net, source, args, other=None):
+def section_filters(page, out, net, source, args, other=None,
+                    layers=("conv1", "relu1", "conv2"), label="this run"):
     page.heading("First-layer filters and aliasing (Sec. 4.1, Fig. 6)")
-    page.image(save_png(filter_grid(to_host(net.layer("conv1").params["W"])), out / "conv1.png"),
-               "conv1 filters, each stretched to its own range")
-    runs = {"this run": diagnostics(net, source, limit=args.limit)}
+    w = to_host(net.layer(layers[0]).params["W"])
+    bgr = source.spec.order == "BGR" and w.shape[1] == 3
+    page.image(save_png(filter_grid(w[:, ::-1] if bgr else w), out / "conv1.png"),
+               f"{layers[0]} filters, each stretched to its own range"
+               + (" (the net reads BGR: channels shown as RGB)" if bgr else ""))
+    if layers[2] is None:
+        page.text("The net has one convolution: no layer-2 aliasing diagnostics.")
+        return
+    runs = {label: diagnostics(net, source, limit=args.limit, layers=layers)}
     if other is not None:
         other_net, other_name = other
         page.image(save_png(filter_grid(to_host(other_net.layer("conv1").params["W"])),
@@ -81,7 +129,10 @@ def section_filters(page, out, net, source, args, other=None):
               "dominated: > 80% of the energy in one band. conv2 Nyquist share: energy of conv2 "
               "maps at radial frequency >= 0.75. Shift sensitivity: relative change of conv2's "
               "position-averaged features when the image moves by s pixels diagonally "
-              "(s below conv2's stride; an alias-free layer would barely change).")
+              "(s below conv2's stride; an alias-free layer would barely change)."
+              + ("" if layers == ("conv1", "relu1", "conv2") else
+                 f" Here conv1 is {layers[0]} (rectified: {layers[1]}) and conv2 is "
+                 f"{layers[2]}."))
     rows = []
     for name, d in runs.items():
         sens = ", ".join(f"{s}px: {v:.3f}" for s, v in zip(d["shifts"], d["shift_sensitivity"]))
@@ -162,10 +213,10 @@ def section_evolution(page, out, run, config, net, source, args):
                    f"the strongest activation over {sub} images at that epoch")
 
 
-def section_invariance(page, out, net, source, args):
+def section_invariance(page, out, net, source, args, layers=None, truth=TRUE):
     page.heading("Invariance to translation, scale and rotation (Fig. 5)")
-    layers = present(net, ["relu1", "relu7"]) or present(net, ["conv1", "fc7"])
-    idx = first_per_class(source, args.invariance_images)
+    layers = layers or present(net, ["relu1", "relu7"]) or present(net, ["conv1", "fc7"])
+    idx = first_per_class(source, args.invariance_images, fill=truth != TRUE)
     x, labels = source.inputs(idx), source.labels[idx]
     crop = source.crop
     amounts = {"translate": np.arange(0, crop // 4 + 1, max(1, crop // 32)),
@@ -175,18 +226,23 @@ def section_invariance(page, out, net, source, args):
     page.image(plots.invariance_figure(out / "invariance.png", curves, layers),
                f"{len(idx)} images (grey, one line each; blue: mean); rows: Euclidean distance "
                f"between the feature vectors of the original and the transformed image at "
-               f"{' and '.join(layers)}, then the true class's probability")
+               f"{' and '.join(layers)}, then the probability of {truth}")
 
 
-def first_per_class(source, n):
-    """Up to n image indices, one per class in turn, so curves cover different classes."""
+def first_per_class(source, n, fill: bool = False):
+    """Up to n image indices, one per class in turn, so curves cover different classes; with
+    ``fill``, topped up with the first other images where there are fewer classes than n (an
+    imported net's predictions may fall in one class)."""
     picks = []
     for c in np.unique(source.labels):
         picks.append(source.class_indices(c)[0])
-    return np.array(sorted(picks)[:n])
+    picks = sorted(picks)[:n]
+    if fill:
+        picks = sorted(picks + [i for i in range(len(source)) if i not in picks][:n - len(picks)])
+    return np.array(picks)
 
 
-def section_occlusion(page, out, net, source, args):
+def section_occlusion(page, out, net, source, args, truth=TRUE):
     page.heading("Occlusion sensitivity (Fig. 7)")
     layer = present(net, [args.occlusion_layer])
     if not layer:
@@ -204,18 +260,24 @@ def section_occlusion(page, out, net, source, args):
         page.image(plots.occlusion_figure(out / f"occlusion_{n}.png", img, m, source.names,
                                           int(source.labels[n]), box),
                    f"image {n}: grey {size}x{size} square, stride {stride}; (a) total "
-                   f"activation of {layer[0]}'s strongest map, (b) probability of the true "
-                   f"class, (c) most probable class, at each square's centre")
+                   f"activation of {layer[0]}'s strongest map, (b) probability of {truth}, "
+                   f"(c) most probable class, at each square's centre")
     if has_box and args.occlusion_stats:
         rows, shares, areas = box_share_stats(forward, source, args.occlusion_stats, size,
                                               args.occlusion_stats_stride or stride,
                                               args.batch_size)
-        page.text(f"Share of the true-class probability drop from squares centred inside the "
-                  f"object's box, over {len(shares)} validation images with a box and a drop: "
-                  f"mean {np.mean(shares):.3f} (median {np.median(shares):.3f}); the share of "
-                  f"square centres inside the box (no localisation) averages {np.mean(areas):.3f}.")
-        page.table(["image", "class", "p(true)", "drop share in box", "centre share in box"],
-                   rows[:20])
+        if len(shares):
+            page.text(f"Share of the drop in the probability of {truth} from squares centred "
+                      f"inside the object's box, over {len(shares)} validation images with a "
+                      f"box and a drop: mean {np.mean(shares):.3f} (median "
+                      f"{np.median(shares):.3f}); the share of square centres inside the box "
+                      f"(no localisation) averages {np.mean(areas):.3f}.")
+        else:
+            page.text(f"Share of the drop in the probability of {truth} inside the object's "
+                      f"box: no squares lowered it in any of the {len(rows)} images with a box.")
+        page.table(["image", "class" if truth == TRUE else "top-1 class",
+                    "p(true)" if truth == TRUE else "p(top-1)",
+                    "drop share in box", "centre share in box"], rows[:20])
 
 
 def box_share_stats(forward, source, n_images, size, stride, batch_size):
@@ -236,9 +298,9 @@ def box_share_stats(forward, source, n_images, size, stride, batch_size):
     return rows, np.array(shares), np.array(areas)
 
 
-def section_correspondence(page, out, net, source, args):
+def section_correspondence(page, out, net, source, args, layers=None):
     page.heading("Correspondence (Table 1)")
-    layers = present(net, ["relu5", "relu7"]) or present(net, ["conv5", "fc7"])
+    layers = layers or present(net, ["relu5", "relu7"]) or present(net, ["conv5", "fc7"])
     if source.boxes is None:
         page.text("The dataset has no boxes: skipped.")
         return
@@ -271,11 +333,19 @@ def section_correspondence(page, out, net, source, args):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", required=True, help="training run folder (config.json, checkpoints)")
+    p.add_argument("--run", default=None, help="training run folder (config.json, checkpoints)")
+    p.add_argument("--model", default=None, metavar="MODEL.onnx",
+                   help="an ONNX classification net instead of a run (needs --data)")
     p.add_argument("--checkpoint", default=None, help="checkpoint to report on (default: the "
                    "run's newest, last.npz)")
     p.add_argument("--data", default=None, help="dataset spec (default: the run's)")
-    p.add_argument("--out", default=None, help="report folder (default RUN/report)")
+    p.add_argument("--preprocess", default=None, metavar="PRESET",
+                   help=f"--model's input convention: {', '.join(PRESETS)} (default: the one "
+                   "the file records, written by zfraw's save_onnx)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="--model's class names, one per line (default: 'class k')")
+    p.add_argument("--out", default=None, help="report folder (default RUN/report, or "
+                   "MODEL's folder/report-<stem>)")
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
                    "first-layer filters and diagnostics beside this run's")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -287,12 +357,15 @@ def parse_args(argv=None):
                    help="layers for top-9 (default: each conv layer's relu)")
     p.add_argument("--maps", type=int, default=6, help="maps shown per top-9 layer")
     p.add_argument("--all-maps", default=None, metavar="LAYER", help="show every map of LAYER")
-    p.add_argument("--rules-layer", default="relu5")
-    p.add_argument("--evolution-layers", nargs="*", default=["relu2", "relu5"])
+    p.add_argument("--rules-layer", default=None,
+                   help="default relu5 (a model: the last conv's relu)")
+    p.add_argument("--evolution-layers", nargs="*", default=None,
+                   help="default relu2 relu5 (runs only)")
     p.add_argument("--evolution-maps", type=int, default=6)
     p.add_argument("--evolution-images", type=int, default=48)
     p.add_argument("--invariance-images", type=int, default=5)
-    p.add_argument("--occlusion-layer", default="relu5")
+    p.add_argument("--occlusion-layer", default=None,
+                   help="default relu5 (a model: the last conv's relu)")
     p.add_argument("--occlusion-size", type=int, default=None, help="default crop/4")
     p.add_argument("--occlusion-stride", type=int, default=None, help="default crop/8")
     p.add_argument("--occlusion-figures", type=int, default=2)
@@ -310,6 +383,25 @@ def parse_args(argv=None):
 
 SECTIONS = ("filters", "rules", "top9", "evolution", "invariance", "occlusion",
             "correspondence")
+RUN_ONLY = ("checkpoint", "compare", "evolution_layers")
+MODEL_ONLY = ("preprocess", "labels")
+
+
+def check_source(args) -> None:
+    """Exactly one of --run and --model, and only the options that go with it."""
+    if (args.run is None) == (args.model is None):
+        raise ValueError("give --run DIR (a training run) or --model FILE.onnx, not both"
+                         if args.run else "give --run DIR (a training run) or --model "
+                         "FILE.onnx (an imported net)")
+    wrong = MODEL_ONLY if args.run else RUN_ONLY
+    for name in wrong:
+        if getattr(args, name) is not None:
+            raise ValueError(f"--{name.replace('_', '-')} goes with "
+                             f"{'--model' if args.run else '--run'}, not "
+                             f"{'--run' if args.run else '--model'}")
+    if args.model and not args.data:
+        raise ValueError("--model needs --data SPEC (e.g. folder:MY_IMAGES): the images to "
+                         "report on")
 
 
 def check_args(args, net) -> None:
@@ -328,7 +420,8 @@ def check_args(args, net) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be in 1..{net.input_shape[1]} "
                              f"(the net's input side), got {value}")
     have = [layer.name for layer in net.layers]
-    layers = {"--top9-layers": args.top9_layers or [], "--evolution-layers": args.evolution_layers,
+    layers = {"--top9-layers": args.top9_layers or [],
+              "--evolution-layers": args.evolution_layers or [],
               "--rules-layer": [args.rules_layer], "--occlusion-layer": [args.occlusion_layer],
               "--all-maps": [args.all_maps] if args.all_maps else []}
     for option, names in layers.items():
@@ -342,25 +435,54 @@ def check_args(args, net) -> None:
         raise ValueError("--top9-layers needs at least one layer name")
 
 
+def prepare_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_sections(steps, skip) -> None:
+    for name, step in steps:
+        if name in skip:
+            continue
+        t0 = time.perf_counter()
+        log(f"report: {name} ...")
+        step()
+        log(f"report: {name} done in {time.perf_counter() - t0:.1f} s")
+
+
+def input_table(page, spec: InputSpec, how: str) -> None:
+    page.heading("Input convention", 3)
+    page.text(how)
+    page.table(["field", "value"], spec.rows())
+
+
 def build_report(args) -> Path:
     """Write the report for ``args`` (parsed options); returns the page's path. Raises
-    ValueError (RunError, DataError) for a bad run or option."""
+    ValueError (RunError, DataError, OnnxImportError) for a bad run, model or option."""
+    check_source(args)
     host.keep_freed_memory()  # top-9 and occlusion run many same-sized batches
+    if args.model:
+        return build_model_report(args)
     run = RunDir(args.run)
     config = run.read_config()
     net, ckpt, ckpt_path = run.load_net(args.checkpoint, args.device, config)
+    args.rules_layer = args.rules_layer or "relu5"
+    args.occlusion_layer = args.occlusion_layer or "relu5"
+    if args.evolution_layers is None:
+        args.evolution_layers = ["relu2", "relu5"]
     check_args(args, net)
     crop = net.input_shape[1]
     source = load_source(config, ckpt["mean"], crop, args.data, args.limit,
                          classes=ckpt["meta"].get("classes"))
-    out = Path(args.out) if args.out else run.report_path
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(Path(args.out) if args.out else run.report_path)
     page = HtmlPage(f"zfraw report: {run.path.name} ({config['arch']}, width "
                     f"{config.get('width', 1)})")
     page.text(f"Run {run.path.resolve()}; checkpoint {ckpt_path.name}; "
               f"{len(source)} validation images of {args.data or config.get('data')}.")
+    input_table(page, source.spec, "The run's own: its training set's mean image and its "
+                "input scale (zfraw.data's evaluation view, as in training's validation).")
     section_training(page, out, run, net)
     other = None
     if args.compare:
@@ -374,20 +496,159 @@ def build_report(args) -> Path:
                              f"{net.input_shape} by {config.get('input_scale', 1.0)}; compare "
                              "runs with the same input size and scale")
         other = (other_net, f"{other_run.path.name} ({oc['arch']})")
-    steps = [("filters", lambda: section_filters(page, out, net, source, args, other)),
-             ("rules", lambda: section_rules(page, out, net, source, args.rules_layer)),
-             ("top9", lambda: section_top9(page, out, net, source, args)),
-             ("evolution", lambda: section_evolution(page, out, run, config, net, source, args)),
-             ("invariance", lambda: section_invariance(page, out, net, source, args)),
-             ("occlusion", lambda: section_occlusion(page, out, net, source, args)),
-             ("correspondence", lambda: section_correspondence(page, out, net, source, args))]
-    for name, step in steps:
-        if name in args.skip:
-            continue
-        t0 = time.perf_counter()
-        log(f"report: {name} ...")
-        step()
-        log(f"report: {name} done in {time.perf_counter() - t0:.1f} s")
+    run_sections([
+        ("filters", lambda: section_filters(page, out, net, source, args, other)),
+        ("rules", lambda: section_rules(page, out, net, source, args.rules_layer)),
+        ("top9", lambda: section_top9(page, out, net, source, args)),
+        ("evolution", lambda: section_evolution(page, out, run, config, net, source, args)),
+        ("invariance", lambda: section_invariance(page, out, net, source, args)),
+        ("occlusion", lambda: section_occlusion(page, out, net, source, args)),
+        ("correspondence", lambda: section_correspondence(page, out, net, source, args))],
+        args.skip)
+    path = page.write(out / "index.html")
+    log(f"report written to {path}")
+    return path
+
+
+# -- an imported net ---------------------------------------------------------------------------
+def load_model(path, device: str = "cpu"):
+    """The Net of an ONNX file, on ``device``; ValueError (one line) for anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--model {path}: no such file")
+    try:
+        from .nets.onnx import load_onnx
+    except ImportError as e:
+        raise ValueError(str(e)) from None
+    try:
+        net = load_onnx(path)
+    except ImportError as e:  # the onnx package itself is missing
+        raise ValueError(str(e)) from None
+    c, h, w = net.input_shape
+    if c != 3 or h != w:
+        raise ValueError(f"{path}: input (N, {c}, {h}, {w}); the report reads RGB images into "
+                         "square 3-channel inputs")
+    return net.to(device).eval()
+
+
+def read_labels(path, classes: int) -> list:
+    """Class names, one per line (blank lines at the end ignored), exactly ``classes`` of them."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--labels {path}: cannot read it ({e.__class__.__name__}: {e})") \
+            from None
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names = [line.strip() for line in lines]
+    if len(names) != classes:
+        raise ValueError(f"--labels {path} has {len(names)} names, the net has {classes} "
+                         "outputs; give one name per output, one per line")
+    return names
+
+
+def model_input_spec(args, net):
+    """(InputSpec or None, how it was chosen): None means 'zfraw' without a recorded mean (the
+    dataset's training mean image is used)."""
+    recorded = getattr(net, "input_spec", None)
+    name = args.preprocess
+    if name is None:
+        if recorded is None:
+            raise ValueError(f"{args.model} does not record its input convention; give "
+                             f"--preprocess {'|'.join(PRESETS)} (the zoo's Caffe nets: caffe)")
+        return recorded, "Recorded in the model file (metadata_props 'zfraw.input_spec')."
+    if name not in PRESETS:
+        raise ValueError(f"--preprocess {name!r}: choose one of {', '.join(PRESETS)}")
+    if name == "zfraw":
+        if recorded is not None:
+            return recorded, "--preprocess zfraw: the convention recorded in the model file."
+        return None, ("--preprocess zfraw, and the file records no mean: the per-pixel mean "
+                      f"image of {args.data}'s training images, scale 1.")
+    return InputSpec.preset(name, net.input_shape[1]), f"--preprocess {name}."
+
+
+def predict(net, source, batch_size: int) -> np.ndarray:
+    """The net's top-1 class on each unmodified image of source."""
+    from .backend import to_device
+
+    out = []
+    for _, x in source.batches(batch_size, desc="top-1 predictions"):
+        out.append(to_host(net.forward(to_device(x, net.device))).argmax(axis=1))
+    return np.concatenate(out)
+
+
+def build_model_report(args) -> Path:
+    """The report of an imported ONNX net (``--model``): no training or evolution sections,
+    layers chosen by type unless given."""
+    model = Path(args.model)
+    net = load_model(model, args.device)
+    names = read_labels(args.labels, net.num_classes) if args.labels else None
+    spec, how = model_input_spec(args, net)
+    chosen = imported_layers(net)
+    given = {"rules": args.rules_layer, "occlusion": args.occlusion_layer,
+             "top9": args.top9_layers}
+    args.rules_layer = args.rules_layer or chosen["rules"]
+    args.occlusion_layer = args.occlusion_layer or chosen["occlusion"]
+    if args.top9_layers is None:
+        args.top9_layers = chosen["top9"]
+    check_args(args, net)
+    crop = net.input_shape[1]
+    source, matched = load_model_source(args.data, spec, crop, args.limit, names)
+    class_names = names or [f"class {k}" for k in range(net.num_classes)]
+    out = prepare_out(Path(args.out) if args.out else model.parent / f"report-{model.stem}")
+    if matched:
+        truth = TRUE
+        labels_note = ("The images' dataset classes are all among the model's:"
+                       " 'the true class' is the image's own.")
+    else:
+        source = source.relabeled(predict(net, source, args.batch_size), class_names)
+        truth = "the class the net predicts on the unmodified image"
+        labels_note = ("The images' dataset classes are not the model's"
+                       + ("" if args.labels else " (without --labels the model's are unnamed)")
+                       + ": where a section needs the true class (occlusion's p(true class), "
+                       "invariance's probability curves, the classes of correspondence), it "
+                       "uses the net's top-1 prediction on the unmodified image instead.")
+    info = net.onnx_info
+    page = HtmlPage(f"zfraw report: {model.name} (imported ONNX net)")
+    page.text(f"Model {model.resolve()}: graph {info['graph_name'] or '(unnamed)'}, opset "
+              f"{info['opset']}, producer {info['producer'] or '(none)'}; input "
+              f"{info['input_name']!r} (N, {', '.join(map(str, net.input_shape))}), "
+              f"{net.num_classes} classes"
+              + (" (the graph ends in a Softmax; the report reads its logits)"
+                 if net.softmax_output else "")
+              + f". {len(source)} validation images of {args.data}.")
+    input_table(page, source.spec, how)
+    page.heading("Classes and labels", 3)
+    page.text(f"Class names: {'from ' + args.labels if args.labels else 'class k (no --labels)'}"
+              f". {labels_note}")
+    page.heading("Layers", 3)
+    picked = [f"top-9: {', '.join(args.top9_layers)}", f"rules: {args.rules_layer}",
+              f"occlusion: {args.occlusion_layer}",
+              f"invariance: {', '.join(chosen['invariance'])}",
+              f"correspondence: {', '.join(chosen['correspondence'])}",
+              f"filters: {', '.join(n for n in chosen['filters'] if n)}"]
+    by_type = [k for k, v in given.items() if not v]
+    page.text("The graph's layer names are its own, so the sections' layers are chosen by type "
+              "(the ReLU after each conv; the last conv's ReLU for rules and occlusion; the "
+              "first conv's and the last hidden fc's ReLU for invariance; the last conv's and "
+              "the last hidden fc's for correspondence)"
+              + (f", except {', '.join(k for k in given if k not in by_type)} as given" if
+                 len(by_type) < len(given) else "")
+              + ": " + "; ".join(picked) + ". The training and feature-evolution sections need "
+              "a training run and are left out.")
+    page.heading("Architecture", 3)
+    page.pre(net.summary_text())
+    run_sections([
+        ("filters", lambda: section_filters(page, out, net, source, args,
+                                            layers=chosen["filters"], label="this net")),
+        ("rules", lambda: section_rules(page, out, net, source, args.rules_layer)),
+        ("top9", lambda: section_top9(page, out, net, source, args)),
+        ("invariance", lambda: section_invariance(page, out, net, source, args,
+                                                  chosen["invariance"], truth)),
+        ("occlusion", lambda: section_occlusion(page, out, net, source, args, truth)),
+        ("correspondence", lambda: section_correspondence(page, out, net, source, args,
+                                                          chosen["correspondence"]))],
+        args.skip)
     path = page.write(out / "index.html")
     log(f"report written to {path}")
     return path
@@ -395,7 +656,8 @@ def build_report(args) -> Path:
 
 def main(argv=None) -> int:
     """The command line: 0 when the report is written; 2 with a one-line error (no traceback,
-    unless --debug) for a bad run folder, checkpoint, dataset or option; 130 on Ctrl-C."""
+    unless --debug) for a bad run folder, checkpoint, model, dataset or option; 130 on
+    Ctrl-C."""
     args = parse_args(argv)
     try:
         build_report(args)
@@ -406,7 +668,7 @@ def main(argv=None) -> int:
         if args.debug:
             import traceback
             traceback.print_exception(e)
-        log(f"error: {e}")
+        log("error: " + " ".join(str(e).split()))  # one line, whatever the message holds
         return 2
     return 0
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backend, host, ops
+from . import backend, distributed, host, ops
 from .data import BatchLoader, load_spec, mean_image, mean_per_class_accuracy
 from .layers import Dropout
 from .nets import build, get_spec
@@ -193,9 +193,12 @@ class _RunningSums:
     order wherever the reads fall (so the metrics, and a resumed run's, are the same bit for bit);
     the host sees them only at sync points (:meth:`sync`). ``host`` holds the last read."""
 
-    def __init__(self, sums: dict, device: str, step: int):
+    def __init__(self, sums: dict, device: str, step: int, team=None):
         xp = backend.xp_for(device)
         self.host = dict(sums)
+        self.team = team   # data-parallel: each rank sums its shares; the reads sum the ranks'
+        if team is not None and not team.root:
+            sums = {"loss": 0.0, "correct": 0, "seen": 0}   # the run's sums so far: on rank 0
         self.acc = xp.asarray([sums["loss"], sums["correct"]], dtype=xp.float64)
         self.seen = sums["seen"]
         self.synced_step = step
@@ -216,22 +219,30 @@ class _RunningSums:
         the work queued since. (A GPU step returns once launched; timing each step on the host
         would miss most of its work, so images/s is measured between reads.)"""
         loss, correct = _read_sums(self.acc)
+        seen = self.seen
+        if self.team is not None:
+            loss, correct, seen = self.team.sum([loss, correct, seen])
+            correct, seen = int(correct), int(seen)
         now = time.perf_counter()
-        self.host.update(loss=loss, correct=correct, seen=self.seen,
+        self.host.update(loss=loss, correct=correct, seen=seen,
                          time=self.host["time"] + now - self.t0)
         self.t0, self.synced_step = now, step
         return self.host
 
 
-def train_step(net, opt, x, labels, renorm_radius: float = 0.1):
+def train_step(net, opt, x, labels, renorm_radius: float = 0.1, reduce_grads=None):
     """One SGD step: forward, softmax cross-entropy, backward, update, the paper's filter
     renormalization (skipped when ``renorm_radius`` is 0). x: (N, C, H, W) and labels (N,) on
     the net's device. Returns (loss: 0-d, probs: (N, classes)), still on the device: nothing is
-    read back to the host, so a GPU step only queues work."""
+    read back to the host, so a GPU step only queues work. ``reduce_grads()``, when given, runs
+    between the backward and the update (data-parallel: :class:`zfraw.distributed.GradBuckets`
+    averages the gradients over the ranks)."""
     loss, probs = ops.softmax_xent(net.forward(x), labels)
     # Training never uses the image's gradient (neither does PyTorch's), so the walk stops at
     # the lowest layer with parameters.
     net.backward(ops.softmax_xent_bwd(probs, labels), input_grad=False)
+    if reduce_grads is not None:
+        reduce_grads()
     opt.step()
     if renorm_radius > 0:
         renormalize_filters(net, renorm_radius)
@@ -246,9 +257,32 @@ def _make_schedule(cfg: TrainConfig, opt):
     return None
 
 
-def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambda: False):
+def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambda: False,
+             team=None):
     """Top-1/top-5 and mean loss of ``net`` on ``loader``'s set (centre crop or 10-crop with the
-    softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short."""
+    softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short.
+    With a ``team`` (data-parallel), ``loader`` holds this rank's shard of the set: the ranks'
+    per-image statistics are gathered in rank order, so every rank gets the metrics of the whole
+    set (None on every rank when any rank was stopped)."""
+    stats = _eval_stats(net, loader, ten, device, should_stop)
+    if team is not None:
+        parts = team.allgather(stats)
+        if any(p is None for p in parts):
+            return None
+        stats = tuple(np.concatenate(field) for field in zip(*parts))
+    if stats is None:
+        return None
+    nll, top5, labels = stats
+    pred = top5[:, 0]
+    return {"val_loss": float(nll.mean()),
+            "val_top1": float((pred == labels).mean()),
+            "val_top5": float((top5 == labels[:, None]).any(1).mean()),
+            "val_class_mean_top1": mean_per_class_accuracy(pred, labels, net.num_classes)}
+
+
+def _eval_stats(net, loader: BatchLoader, ten: bool, device: str, should_stop):
+    """Per image of ``loader``'s set: (negative log-likelihood (N,), top-5 classes (N, 5),
+    labels (N,)), host arrays; None when ``should_stop()`` cut the pass short."""
     net.eval()
     xp = backend.xp_for(device)
     probs_all, labels_all = [], []   # probabilities stay on the device: one copy at the end
@@ -267,14 +301,13 @@ def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambd
             labels_all.append(y)
     finally:
         batches.close()  # here, not at garbage collection, where a Ctrl-C would be swallowed
+    if not probs_all:   # an empty shard (more ranks than validation images)
+        k = min(5, net.num_classes)
+        return np.zeros(0, np.float32), np.zeros((0, k), np.int64), np.zeros(0, np.int64)
     probs, labels = backend.to_host(xp.concatenate(probs_all)), np.concatenate(labels_all)
     top5 = np.argsort(-probs, axis=1)[:, :5]
-    pred = top5[:, 0]
     n = len(labels)
-    return {"val_loss": float(-np.log(np.maximum(probs[np.arange(n), labels], 1e-12)).mean()),
-            "val_top1": float((pred == labels).mean()),
-            "val_top5": float((top5 == labels[:, None]).any(1).mean()),
-            "val_class_mean_top1": mean_per_class_accuracy(pred, labels, net.num_classes)}
+    return -np.log(np.maximum(probs[np.arange(n), labels], 1e-12)), top5, labels
 
 
 class HardStop(KeyboardInterrupt):
@@ -329,39 +362,22 @@ def train(cfg: TrainConfig, resume: bool = False, *, asked: dict | None = None,
     ``step_hook(epoch, step, net)`` is called after every finished step (tests use it to
     interrupt a run). Returns {'status': 'done' | 'interrupted', 'epoch', 'step', 'metrics':
     the last epoch's metrics or None}. Raises :class:`TrainingDiverged` on a NaN/inf loss,
-    :class:`RunError` for a refused run folder, ValueError for a bad setting."""
+    :class:`RunError` for a refused run folder, ValueError for a bad setting.
+
+    Started by ``mpiexec`` with several ranks, the run is data-parallel
+    (:mod:`zfraw.distributed`): rank 0 checks, locks and writes the folder, every rank trains on
+    its share of each batch."""
+    team = distributed.world()
+    if team is not None:
+        return _train_team(team, cfg, resume, asked, overwrite, resume_from, step_hook, log)
     check_config(cfg)
     run = RunDir(cfg.out)
     if (resume or resume_from is not None) and not run.path.is_dir():
         raise RunError(f"{run.path}: no such run folder to resume")
     with run.lock():
-        ckpt = None
-        if resume or resume_from is not None:
-            if resume_from is None and not run.has_checkpoint():
-                raise RunError(f"{run.path} has no checkpoint to resume"
-                               + (" (its first epoch never finished); start it over without "
-                                  "--resume" if run.is_run() else ""))
-            ckpt, path = run.load(resume_from)
-            asked = dataclasses.asdict(cfg) if asked is None else dict(asked, out=cfg.out)
-            cfg, notes = resume_config(ckpt["meta"]["config"], asked)
-            check_config(cfg)
-            done = ckpt["meta"]["epoch"]
-            if cfg.epochs < done:
-                raise RunError(f"{path} is at epoch {done}; --epochs {cfg.epochs} would undo "
-                               f"work: give --epochs {done + 1} or more to continue it")
-            for note in notes:
-                log(note)
-            if cfg.epochs == done and ckpt["meta"]["step"] == 0:
-                log(f"{run.path} already finished its {done} epochs; nothing to do "
-                    "(raise --epochs to train on)")
-                return {"status": "done", "epoch": done, "step": 0, "metrics": None}
-        else:
-            if cfg.schedule == "step" and cfg.lr_step is None:
-                # fixed now, so that extending the run with --epochs keeps the decay's period
-                cfg = dataclasses.replace(cfg, lr_step=max(1, cfg.epochs // 3))
-            removed = run.start_new(overwrite)
-            if removed:
-                log(f"{run.path}: removed {len(removed)} file(s) of the previous run")
+        cfg, ckpt, _, early = _prepare(cfg, run, resume, asked, overwrite, resume_from, log)
+        if early is not None:
+            return early
         host.keep_freed_memory()  # each step's large arrays reuse the last step's pages
         try:
             with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
@@ -370,12 +386,98 @@ def train(cfg: TrainConfig, resume: bool = False, *, asked: dict | None = None,
             run.remove_temporaries()
 
 
-def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
+def _prepare(cfg, run, resume, asked, overwrite, resume_from, log):
+    """With ``run`` locked: the checks of a resume (or the start of a new run). Returns (the
+    config to train with, the checkpoint or None, its path or None, the result to return at
+    once or None)."""
+    ckpt = path = None
+    if resume or resume_from is not None:
+        if resume_from is None and not run.has_checkpoint():
+            raise RunError(f"{run.path} has no checkpoint to resume"
+                           + (" (its first epoch never finished); start it over without "
+                              "--resume" if run.is_run() else ""))
+        ckpt, path = run.load(resume_from)
+        asked = dataclasses.asdict(cfg) if asked is None else dict(asked, out=cfg.out)
+        cfg, notes = resume_config(ckpt["meta"]["config"], asked)
+        check_config(cfg)
+        done = ckpt["meta"]["epoch"]
+        if cfg.epochs < done:
+            raise RunError(f"{path} is at epoch {done}; --epochs {cfg.epochs} would undo "
+                           f"work: give --epochs {done + 1} or more to continue it")
+        for note in notes:
+            log(note)
+        if cfg.epochs == done and ckpt["meta"]["step"] == 0:
+            log(f"{run.path} already finished its {done} epochs; nothing to do "
+                "(raise --epochs to train on)")
+            return cfg, None, None, {"status": "done", "epoch": done, "step": 0,
+                                     "metrics": None}
+    else:
+        if cfg.schedule == "step" and cfg.lr_step is None:
+            # fixed now, so that extending the run with --epochs keeps the decay's period
+            cfg = dataclasses.replace(cfg, lr_step=max(1, cfg.epochs // 3))
+        removed = run.start_new(overwrite)
+        if removed:
+            log(f"{run.path}: removed {len(removed)} file(s) of the previous run")
+    return cfg, ckpt, path, None
+
+
+def _train_team(team, cfg, resume, asked, overwrite, resume_from, step_hook, log) -> dict:
+    """:func:`train` on one rank of a data-parallel MPI job. Rank 0 checks the settings, takes
+    the folder's lock and makes the checks of a resume, then tells the others what to train
+    (or the error, which every rank raises: marked agreed, so that they exit normally). The
+    others read the same checkpoint; only rank 0 writes the folder and logs."""
+    run = RunDir(cfg.out)
+    ckpt = path = early = None
+    if team.root:
+        try:
+            check_config(cfg)
+            if (resume or resume_from is not None) and not run.path.is_dir():
+                raise RunError(f"{run.path}: no such run folder to resume")
+            run.lock()
+            cfg, ckpt, path, early = _prepare(cfg, run, resume, asked, overwrite, resume_from,
+                                              log)
+            team.check_batch(cfg.batch_size)
+        except Exception as e:
+            run.unlock()
+            team.bcast(("error", distributed._portable(e)))
+            raise distributed.agreed(e)
+        team.bcast(("ok", cfg, None if path is None else str(path), early))
+    else:
+        log = lambda *a: None   # noqa: E731 - rank 0 speaks for the job
+        what = team.bcast(None)
+        if what[0] == "error":
+            raise distributed.agreed(what[1])
+        _, cfg, path, early = what
+        cfg = dataclasses.replace(cfg, progress=False)
+        if early is None and path is not None:
+            ckpt, _ = run.load(path)
+    try:
+        if early is not None:
+            return early
+        if cfg.device == "cuda":
+            team.use_gpu()
+        host.keep_freed_memory()
+        with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
+            try:
+                return _run(cfg, run, ckpt, step_hook, log, team)
+            except TrainingDiverged as e:   # read from the summed losses: on every rank
+                raise distributed.agreed(e)
+    finally:
+        if team.root:
+            run.remove_temporaries()
+            run.unlock()
+
+
+def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict:
     """The body of :func:`train`, with the folder locked, the impl selected and the checkpoint
-    (or None) read."""
+    (or None) read. With a ``team`` (data-parallel, :mod:`zfraw.distributed`) only rank 0
+    writes the folder; each rank trains on its share of every batch and evaluates its share of
+    the validation set."""
     crop = get_spec(cfg.arch)["input"][1]
     size = cfg.resize or stored_size(crop)
-    train_set, val_set = load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error)
+    load = lambda: load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error)  # noqa: E731
+    train_set, val_set = load() if team is None else team.root_first(load)
+    writer = team is None or team.root
     if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
         raise RunError(f"{cfg.data} now has classes other than the run's "
                        f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
@@ -401,21 +503,32 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
         _restore_schedule(cfg, m["config"], opt, sched, m.get("schedule"))
         mean = ckpt["mean"]
         epoch, step, sums = m["epoch"], m["step"], m["sums"]
-        run.trim_metrics(epoch)
-    run.write_config(dataclasses.asdict(cfg))
-    run.save_mean(mean)
+        if writer:
+            run.trim_metrics(epoch)
+    if writer:
+        run.write_config(dataclasses.asdict(cfg))
+        run.save_mean(mean)
 
-    train_loader = BatchLoader(train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch,
-                               cfg.input_scale)
-    val_loader = BatchLoader(val_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch,
-                             cfg.input_scale)
+    train_loader = (BatchLoader if team is None else team.train_loader)(
+        train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
+    val_loader = BatchLoader(val_set if team is None else team.shard(val_set), mean, crop,
+                             cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
     steps = train_loader.steps_per_epoch()
+    reduce_grads, sync_every = None, SYNC_EVERY
+    if team is not None:
+        team.share_net(net)
+        reduce_grads = distributed.GradBuckets(net, team)
+        sync_every = team.sync_every(cfg.device, SYNC_EVERY)
     log(f"{cfg.arch} (width {cfg.width}, {net.num_params():,} params) on {cfg.data}: "
         f"{len(train_set)} train / {len(val_set)} val, {train_set.num_classes} classes, "
         f"stored {size}px, crop {crop}px, impl {registry.get_impl()}, device {cfg.device}"
-        + (f"; resuming at epoch {epoch + 1} step {step}" if ckpt else ""))
+        + (f"; resuming at epoch {epoch + 1} step {step}" if ckpt else "")
+        + (f"; data-parallel over {team.size} MPI ranks x {cfg.batch_size // team.size} images"
+           f" ({len(reduce_grads)} gradient buckets)" if team else ""))
 
     def save(ep, st, sums):
+        if not writer:
+            return
         meta = {"config": dataclasses.asdict(cfg), "epoch": ep, "step": st, "sums": sums,
                 "schedule": sched.state_dict() if sched is not None else None,
                 "classes": train_set.classes}
@@ -442,7 +555,7 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
         while epoch < cfg.epochs:
             net.train()
             bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}") if cfg.progress else None
-            sums_now = _RunningSums(sums, cfg.device, step)
+            sums_now = _RunningSums(sums, cfg.device, step, team)
             batches = train_loader.train_batches(epoch, start_step=step)
             try:
                 try:
@@ -450,23 +563,34 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
                     # a read would wait for the step) except at the sync points below. The hook
                     # gets no sums, so it needs none.
                     for x, y in batches:
+                        if team is not None:   # every rank stops at the same step
+                            stop.requested = team.any(stop.requested)
                         if stop.requested:
                             break
                         yd = backend.to_device(y, cfg.device)
                         loss, probs = train_step(net, opt, backend.to_device(x, cfg.device), yd,
-                                                 cfg.renorm_radius)
+                                                 cfg.renorm_radius, reduce_grads)
                         step += 1
                         sums_now.add(loss, probs, yd)
-                        if step - sums_now.synced_step >= SYNC_EVERY or (bar and bar.due(step)):
+                        # (ranks read at the same steps: rank 0's bar alone must not decide)
+                        if step - sums_now.synced_step >= sync_every or (
+                                bar and team is None and bar.due(step)):
                             sync(step)
                         if step_hook is not None:
-                            step_hook(epoch, step, net)
+                            try:
+                                step_hook(epoch, step, net)
+                            except KeyboardInterrupt as e:
+                                if team is None or isinstance(e, HardStop):
+                                    raise
+                                stop.requested = True   # agreed at the next step
                     batches.close()   # here, where a second Ctrl-C reaches us (see _StopFlag)
                 except HardStop:
                     raise
                 except KeyboardInterrupt:
                     stop.requested = True  # raised at a step boundary (e.g. by a hook): save below
                 stop.check_hard()
+                if team is not None:
+                    stop.requested = team.any(stop.requested)
                 # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
                 # the sums, and a NaN must stop the run before a checkpoint is written.
                 sync(step)
@@ -475,7 +599,7 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
                 if bar:
                     bar.close()
             res = None if stop.requested else evaluate(net, val_loader, cfg.ten_crop, cfg.device,
-                                                       lambda: stop.requested)
+                                                       lambda: stop.requested, team)
             stop.check_hard()
             if res is None:
                 save(epoch, step, sums_now.host)
@@ -492,9 +616,12 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log) -> dict:
                 sched.step(1.0 - res["val_top1"])
             epoch, step = epoch + 1, 0
             sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+            if team is not None:
+                team.check_in_step(net)
             save(epoch, 0, sums)
-            run.keep_epoch(epoch, cfg.epochs)
-            run.append_metrics(metrics)
+            if writer:
+                run.keep_epoch(epoch, cfg.epochs)
+                run.append_metrics(metrics)
             log(f"epoch {epoch}: train loss {metrics['train_loss']:.4f} top-1 "
                 f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "
                 f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "

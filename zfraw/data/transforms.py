@@ -7,7 +7,7 @@ columns with per-image index arrays; a flip is the column index read backwards. 
 are float32 (N, 3, C, C), channels first, as the nets expect.
 
 The evaluation view (:func:`eval_view`) is the centre crop, minus the mean, times the run's
-input scale. Ten-crop evaluation (Krizhevsky et al., used by the paper): the four corner crops and the centre
+input scale (an imported net's convention may add a per-channel std and BGR order). Ten-crop evaluation (Krizhevsky et al., used by the paper): the four corner crops and the centre
 crop, each also flipped, in the order of :func:`ten_crop_offsets`.
 """
 from __future__ import annotations
@@ -84,14 +84,29 @@ def scale_inputs(x: np.ndarray, scale: float) -> np.ndarray:
     return x
 
 
-def eval_view(images: np.ndarray, mean: np.ndarray, crop: int, scale: float = 1.0) -> np.ndarray:
+def eval_view(images: np.ndarray, mean: np.ndarray, crop: int, scale: float = 1.0,
+              std=None, order: str = "RGB") -> np.ndarray:
     """The evaluation view, the one definition of a net's input at test time: uint8 (N,S,S,3)
-    -> float32 (N, 3, crop, crop) = (centre crop - mean) * scale.
+    -> float32 (N, 3, crop, crop) = ((centre crop - mean) / std) * scale, channels in ``order``.
 
-    Used by :meth:`BatchLoader.eval_batches` (validation during training) and by the
-    visualizations' ``ImageSource``, so both see exactly the same numbers.
+    mean: float32 (S, S, 3) mean image or (3,) mean pixel, RGB; std: None (1) or (3,), RGB;
+    order: 'RGB' (as stored) or 'BGR' (reversed last, for Caffe's nets). A zfraw run uses its
+    mean image and input scale only. Used by :meth:`BatchLoader.eval_batches` (validation
+    during training), by the visualizations' ``ImageSource`` and by imported nets'
+    :class:`~zfraw.nets.inputs.InputSpec`, so all see exactly the same numbers.
     """
-    return scale_inputs(center_crop(images, mean, crop), scale)
+    mean = np.asarray(mean, np.float32)
+    if mean.shape == (3,):  # a mean pixel: the same subtraction as a constant mean image
+        mean = np.broadcast_to(mean, images.shape[1:])
+    x = center_crop(images, mean, crop)
+    if std is not None:
+        x /= np.asarray(std, np.float32).reshape(3, 1, 1)
+    x = scale_inputs(x, scale)
+    if order == "BGR":
+        x = np.ascontiguousarray(x[:, ::-1])
+    elif order != "RGB":
+        raise ValueError(f"channel order {order!r}: choose RGB or BGR")
+    return x
 
 
 def ten_crop(images: np.ndarray, mean: np.ndarray, crop: int) -> np.ndarray:

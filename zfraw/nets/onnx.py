@@ -19,7 +19,10 @@ own shape inference where that knows it.
 
 The returned Net carries ``net.softmax_output`` (whether the graph ended in a Softmax; forward
 still returns logits) and ``net.onnx_info``: the input and output names, opset, producer,
-metadata_props and the source node of each layer, so that an input spec can be attached later.
+metadata_props and the source node of each layer. The input convention is not part of ONNX: a
+file written by :func:`save_onnx` from a net with an ``input_spec`` (a
+:class:`zfraw.nets.inputs.InputSpec`) records it in ``metadata_props['zfraw.input_spec']``, and
+``load_onnx`` gives it back as ``net.input_spec`` (None for any other file).
 """
 from __future__ import annotations
 
@@ -248,7 +251,24 @@ class _Importer:
             "softmax_output": self.softmax, "nodes": dict(self.sources),
             "implicit_flatten": list(self.implicit_flatten),
         }
+        net.input_spec = self._input_spec(net.onnx_info["metadata"])
         return net
+
+    def _input_spec(self, metadata):
+        """The InputSpec recorded by save_onnx in metadata_props, or None."""
+        from .inputs import METADATA_KEY, InputSpec
+
+        if METADATA_KEY not in metadata:
+            return None
+        try:
+            spec = InputSpec.from_json(metadata[METADATA_KEY])
+        except (ValueError, KeyError, TypeError) as e:
+            raise self.fail(None, f"metadata_props {METADATA_KEY!r} is not a valid input "
+                                  f"spec: {e}") from None
+        if spec.crop != self.input_shape[1]:
+            raise self.fail(None, f"metadata_props {METADATA_KEY!r} crops {spec.crop}, the "
+                                  f"input is {self.input_shape[1]} wide")
+        return spec
 
     def _input(self):
         inputs = [i for i in self.graph.input if i.name not in self.consts]
@@ -585,15 +605,18 @@ def _pads4(pad) -> list[int]:
     return pad
 
 
-def save_onnx(net: Net, path, opset: int = 13):
+def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') that passes
     ``onnx.checker`` and runs in onnxruntime: Conv (group, pads), Relu, MaxPool (pads,
     ceil_mode), LRN, Flatten, Gemm (transB=1); Dropout is left out (inference). A net loaded
-    with ``softmax_output`` gets its Softmax back. Returns the ModelProto."""
+    with ``softmax_output`` gets its Softmax back. ``input_spec`` (default: the net's
+    ``input_spec`` attribute, if any) is recorded as JSON in metadata_props
+    ``zfraw.input_spec``. Returns the ModelProto."""
     onnx = _require_onnx()
     from onnx import TensorProto, helper, numpy_helper
 
     from .. import backend
+    from .inputs import METADATA_KEY
 
     if not 7 <= opset <= onnx.defs.onnx_opset_version():
         raise ValueError(f"opset {opset}: save_onnx writes opsets 7 to "
@@ -663,6 +686,13 @@ def save_onnx(net: Net, path, opset: int = 13):
                               ir_version=helper.find_min_ir_version_for(opsets))
     meta = dict(info.get("metadata", {}))
     meta.setdefault("zfraw.arch", str(net.arch))
+    spec = input_spec if input_spec is not None else getattr(net, "input_spec", None)
+    meta.pop(METADATA_KEY, None)   # the net's own spec (if any) replaces a loaded file's
+    if spec is not None:
+        if spec.crop != net.input_shape[1]:
+            raise ValueError(f"save_onnx: the input spec crops {spec.crop}, the net takes "
+                             f"{net.input_shape[1]}")
+        meta[METADATA_KEY] = spec.to_json()
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, os.fspath(path))

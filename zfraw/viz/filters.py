@@ -118,30 +118,33 @@ def shift_sensitivity(features, images: np.ndarray, layer: str, shifts) -> np.nd
 
 
 def diagnostics(net, source, limit: int = 256, batch_size: int = 64, dead_threshold: float = 0.01,
-                dominance: float = 0.8, shift_images: int = 32) -> dict:
+                dominance: float = 0.8, shift_images: int = 32,
+                layers=("conv1", "relu1", "conv2")) -> dict:
     """The Sec. 4.1 numbers for one net: conv1 band shares and dominated filters, dead conv1
     maps over the first ``limit`` images of source, and layer-2 aliasing (nyquist_share of
     conv2 over the same images, shift_sensitivity on ``shift_images`` of them for shifts below
-    conv2's stride). Returns a dict of plain numbers and (F,) arrays."""
+    conv2's stride). ``layers``: the names of the first conv, its ReLU and the second conv (an
+    imported net's may differ). Returns a dict of plain numbers and (F,) arrays."""
     from ..backend import to_device, to_host
     from .features import probs_and_features
 
-    w = to_host(net.layer("conv1").params["W"])
+    conv1, relu1, conv2 = layers
+    w = to_host(net.layer(conv1).params["W"])
     shares = band_shares(w)
     dom = dominated(shares, dominance)
     pos = PositiveFraction()
     nyq, seen = 0.0, 0
     net.eval()
     for _, x in source.batches(batch_size, limit, desc="first-layer diagnostics"):
-        _, acts = net.forward(to_device(x, net.device), until="conv2", capture=("relu1", "conv2"))
-        pos.update(to_host(acts["relu1"]))
-        nyq += nyquist_share(to_host(acts["conv2"])) * len(x)
+        _, acts = net.forward(to_device(x, net.device), until=conv2, capture=(relu1, conv2))
+        pos.update(to_host(acts[relu1]))
+        nyq += nyquist_share(to_host(acts[conv2])) * len(x)
         seen += len(x)
     frac = pos.result()
-    jump = net.receptive_field("conv2")[1]
+    jump = net.receptive_field(conv2)[1]
     shifts = list(range(1, min(jump, 8)))
-    sens = shift_sensitivity(probs_and_features(net, ["conv2"], batch_size, probs=False),
-                             source.inputs(np.arange(min(shift_images, len(source)))), "conv2",
+    sens = shift_sensitivity(probs_and_features(net, [conv2], batch_size, probs=False),
+                             source.inputs(np.arange(min(shift_images, len(source)))), conv2,
                              shifts)
     return {"filters": len(w), "band_shares": shares, "positive_fraction": frac,
             "dead": dead_filters(frac, dead_threshold), "low_dominated": dom["low"],

@@ -3,26 +3,32 @@ input side, labels, boxes and class names, in zfraw.data's formats.
 
 Net inputs are the paper's evaluation view, computed by zfraw.data's ``eval_view`` (the same
 function that makes training's validation batches): the centre crop of side ``crop`` minus the
-mean image, times the run's ``input_scale`` (1 for the paper's 0..255). Boxes are converted once
+mean image, times the run's ``input_scale`` (1 for the paper's 0..255). An imported net brings
+its own convention as an :class:`~zfraw.nets.inputs.InputSpec` (mean pixel, std, BGR order),
+applied by the same function and inverted by :meth:`ImageSource.to_pixels` for display. Boxes are converted once
 from the datasets' (x0, y0, x1, y1) in stored pixels to (y0, x0, y1, x1) in net-input pixels,
 the order of ``net.rf_box``.
 """
 from __future__ import annotations
 
+import copy
 import sys
 
 import numpy as np
 
-from zfraw.data.transforms import center_offset, eval_view
+from zfraw.data.transforms import center_offset
+from zfraw.nets.inputs import InputSpec
 
 
 class ImageSource:
     """images: uint8 (N, S, S, 3); mean: float32 (S, S, 3) (or None for 0); crop: net input side
     C <= S; labels: (N,) int; boxes: (N, 4) int (x0, y0, x1, y1) stored pixels, -1 rows unknown,
-    or None; names: class names; scale: the factor applied to mean-subtracted pixels."""
+    or None; names: class names; scale: the factor applied to mean-subtracted pixels.
+    spec: an :class:`InputSpec` instead of mean and scale (its crop must be ``crop``); without
+    one the spec is the zfraw run's, ``InputSpec.zfraw(mean, crop, scale)``."""
 
     def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
-                 scale: float = 1.0):
+                 scale: float = 1.0, spec: InputSpec | None = None):
         # A memory map (an ndarray) stays lazy; anything else becomes an array.
         images = images if isinstance(images, np.ndarray) else np.asarray(images)
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
@@ -31,14 +37,22 @@ class ImageSource:
         s = images.shape[1]
         if not 0 < crop <= s:
             raise ValueError(f"crop {crop} must be in 1..{s} (the stored size)")
-        if not scale > 0:
-            raise ValueError(f"input scale must be positive, got {scale}")
-        self.images, self.crop, self.scale = images, crop, float(scale)
-        self.mean = np.zeros(images.shape[1:], np.float32) if mean is None \
-            else np.asarray(mean, np.float32)
-        if self.mean.shape != images.shape[1:]:
-            raise ValueError(f"mean image {self.mean.shape} does not match images "
-                             f"{images.shape[1:]}")
+        if spec is None:
+            if not scale > 0:
+                raise ValueError(f"input scale must be positive, got {scale}")
+            mean = np.zeros(images.shape[1:], np.float32) if mean is None \
+                else np.asarray(mean, np.float32)
+            if mean.shape != images.shape[1:]:
+                raise ValueError(f"mean image {mean.shape} does not match images "
+                                 f"{images.shape[1:]}")
+            spec = InputSpec.zfraw(mean, crop, scale)
+        elif mean is not None or scale != 1.0:
+            raise ValueError("ImageSource: give either mean and scale or an InputSpec")
+        elif (spec.size, spec.crop) != (s, crop):
+            raise ValueError(f"input spec stores at {spec.size} and crops {spec.crop}; the "
+                             f"images are {s}x{s} and the crop {crop}")
+        self.images, self.crop, self.spec = images, crop, spec
+        self.mean, self.scale = spec.mean, spec.scale
         self.labels = np.asarray(labels, np.int64)
         if self.labels.shape != (len(images),):
             raise ValueError(f"{len(images)} images but labels of shape {self.labels.shape}")
@@ -58,10 +72,11 @@ class ImageSource:
         return len(self.labels)
 
     def inputs(self, idx) -> np.ndarray:
-        """Net inputs of images ``idx``: float32 (n, 3, C, C), (centre crop - mean) * scale,
-        bit for bit what training's evaluation batches hold."""
+        """Net inputs of images ``idx``: float32 (n, 3, C, C), the spec's evaluation view; for a
+        zfraw run (centre crop - mean) * scale, bit for bit what training's evaluation batches
+        hold."""
         images = np.asarray(self.images[np.asarray(idx, np.int64).reshape(-1)])
-        return eval_view(images, self.mean, self.crop, self.scale)
+        return self.spec.apply(images)
 
     def pixels(self, idx) -> np.ndarray:
         """The same crops for display: float32 (n, 3, C, C) in 0..255 (mean not subtracted)."""
@@ -71,9 +86,9 @@ class ImageSource:
         return np.ascontiguousarray(img.transpose(0, 3, 1, 2))
 
     def to_pixels(self, x) -> np.ndarray:
-        """Net inputs (n, 3, C, C) (e.g. transformed or occluded) back to 0..255 for display."""
-        o, c = self.offset, self.crop
-        return x / self.scale + self.mean[o:o + c, o:o + c].transpose(2, 0, 1)
+        """Net inputs (n, 3, C, C) (e.g. transformed or occluded) back to RGB 0..255 for
+        display: the spec's inverse."""
+        return self.spec.invert(x)
 
     def batches(self, batch_size: int, limit: int | None = None, desc: str = ""):
         """Yield (start index, net inputs) over the first ``limit`` images (all by default),
@@ -86,6 +101,16 @@ class ImageSource:
             yield start, self.inputs(np.arange(start, min(start + batch_size, n)))
         if desc:
             print(file=sys.stderr)
+
+    def relabeled(self, labels, names) -> "ImageSource":
+        """The same images with other labels and class names (e.g. an imported net's
+        predictions over its own classes)."""
+        out = copy.copy(self)
+        out.labels = np.asarray(labels, np.int64)
+        if out.labels.shape != self.labels.shape:
+            raise ValueError(f"{len(self)} images but labels of shape {out.labels.shape}")
+        out.names = list(names)
+        return out
 
     def class_indices(self, label: int) -> np.ndarray:
         """Indices of the images of one class."""

@@ -97,3 +97,28 @@ class StreamingTopK:
         pos = np.where(ids >= 0, ids % (h * w), 0)
         image = np.where(ids >= 0, ids // (h * w), -1)
         return TopK(values=vals.astype(np.float32), image=image, y=pos // w, x=pos % w)
+
+
+def merge_topk(parts, k: int | None = None) -> TopK:
+    """The top ``k`` (default: the parts' k) of several :class:`TopK` results over disjoint
+    shards of one dataset (image indices are the dataset's, as each shard's pass gave them),
+    strongest first with ties broken by smaller (image, y, x), as :meth:`StreamingTopK.result`
+    does: the top k of the shards' top k's is the top k of the whole set, so this equals the
+    single pass (a sharded pass over MPI ranks merges with it)."""
+    parts = list(parts)
+    if not parts:
+        raise ValueError("merge_topk: no results to merge")
+    k = parts[0].values.shape[1] if k is None else k
+    vals, image, y, x = (np.concatenate([getattr(p, f) for p in parts], axis=1)
+                         for f in ("values", "image", "y", "x"))
+    empty = image < 0                                   # padding slots sort last
+    order = np.lexsort((x, y, np.where(empty, np.iinfo(np.int64).max, image),
+                        np.where(empty, np.inf, -vals.astype(np.float64))), axis=1)[:, :k]
+    take = lambda a: np.take_along_axis(a, order, axis=1)   # noqa: E731
+    vals, image, y, x = take(vals), take(image), take(y), take(x)
+    if vals.shape[1] < k:                               # fewer slots than k in all the parts
+        pad = k - vals.shape[1]
+        vals = np.concatenate([vals, np.full((len(vals), pad), -np.inf, np.float32)], axis=1)
+        image, y, x = (np.concatenate([a, np.full((len(a), pad), fill, np.int64)], axis=1)
+                       for a, fill in ((image, -1), (y, 0), (x, 0)))
+    return TopK(values=vals.astype(np.float32), image=image, y=y, x=x)
