@@ -41,9 +41,18 @@ def test_invariance_curves_distances(img):
 
     c = inv.invariance_curves(features, images, np.array([0, 1]), "translate", [0, 1], ["a", "b"])
     np.testing.assert_allclose(c["dist"]["a"][0], 0)
-    expect = np.linalg.norm(inv.translate(img, 1, 1) - img)
+    expect = np.linalg.norm(inv.translate(img, 1, 0) - img)   # the paper's: vertical
     np.testing.assert_allclose(c["dist"]["a"][1], [expect, expect], rtol=1e-5)
     np.testing.assert_allclose(c["dist"]["b"][1], 2 * expect, rtol=1e-5)
     np.testing.assert_allclose(c["prob"], 0.5)
     with pytest.raises(ValueError, match="unknown transform"):
         inv.invariance_curves(features, images, [0, 1], "shear", [1], ["a"])
+
+
+def test_translation_is_vertical(img):
+    """The paper's Fig. 5 moves the image vertically: rows shift, columns stay."""
+    t = inv.TRANSFORMS["translate"](img, 2)
+    np.testing.assert_array_equal(t[:, 2:], img[:, :-2])
+    np.testing.assert_array_equal(t[:, :2], 0)
+    t = inv.TRANSFORMS["translate"](img, -3)
+    np.testing.assert_array_equal(t[:, :-3], img[:, 3:])

@@ -8,6 +8,11 @@ The background is a random colour with a smooth sinusoidal texture, pixel noise,
 (small blobs and thin lines) that never decides the class. The box is the tight bounding box of
 the object's pixels.
 
+Parts (our addition, for the correspondence analysis of the paper's Table 1): every class has
+two or three named parts (a square's corner, a star's tip, a ring's hole, ...; ``PARTS``) at
+fixed places in the object's own frame, so their boxes in each image follow from the same draws
+(``make_parts``, ``validation_parts``) and the same part is occluded in every image of a class.
+
 Determinism: images are drawn in chunks of ``CHUNK`` with one RNG per chunk (seeded from
 ``(seed, chunk index)``), so image ``i`` depends only on ``(seed, i, size)``: the first 100
 images of ``make_synthetic(1000, s)`` are ``make_synthetic(100, s)``.
@@ -180,3 +185,60 @@ def synthetic_splits(n_train: int, n_val: int, seed: int = 0, size: int = 64):
     """
     return (make_synthetic(n_train, seed, size),
             make_synthetic(n_val, seed + _VAL_SEED_OFFSET, size))
+
+
+# -- object parts (the correspondence analysis of the paper's Sec. 5, Table 1 and Fig. 8) -------
+# Each class's named parts as points in object coordinates (u, v), object radius 1, the frame
+# in which _shape_mask draws the shape: the same part of the same shape in every image,
+# whatever its position, size, rotation and colour (the paper occludes the left eye, the right
+# eye and the nose of five dogs). Points sit inside the shape, or on its visible feature (the
+# ring's hole); a part's box is a square of side 2 * PART_HALF * radius centred on the point.
+PARTS = {
+    "disc": {"centre": (0.0, 0.0), "rim": (0.7, 0.0)},
+    "square": {"corner": (0.55, 0.55), "edge middle": (0.6, 0.0), "centre": (0.0, 0.0)},
+    "triangle": {"tip": (0.0, -0.65), "edge middle": (0.0, 0.3), "centre": (0.0, 0.0)},
+    "cross": {"arm end": (0.75, 0.0), "inner corner": (0.3, 0.3), "centre": (0.0, 0.0)},
+    "ring": {"hole": (0.0, 0.0), "band": (0.75, 0.0)},
+    "star": {"tip": (0.7, 0.0), "notch": (0.3 * np.cos(np.pi / 5), 0.3 * np.sin(np.pi / 5)),
+             "centre": (0.0, 0.0)},
+    "stripes": {"middle stripe": (0.0, 0.0), "outer stripe": (0.75, 0.0),
+                "stripe end": (0.0, 0.7)},
+    "checker": {"centre": (0.0, 0.0), "corner cell": (0.6, 0.6), "edge cell": (0.6, 0.0)},
+    "ellipse": {"long end": (0.7, 0.0), "flank": (0.0, 0.35), "centre": (0.0, 0.0)},
+    "diamond": {"sharp tip": (0.65, 0.0), "blunt tip": (0.0, 0.3), "centre": (0.0, 0.0)},
+}
+PART_HALF = 0.3  # half the side of a part's box, in object radii
+
+
+def part_points(p: dict, k: int):
+    """Image coordinates (x, y) of the parts of image k (its class's PARTS) -> {name: (x, y)}."""
+    c, s = float(np.cos(p["theta"][k])), float(np.sin(p["theta"][k]))
+    r = float(p["radius"][k])
+    # _render's object frame: u = (c dx + s dy) / r, v = (-s dx + c dy) / r, inverted.
+    return {name: (float(p["cx"][k]) + r * (c * u - s * v), float(p["cy"][k]) + r * (s * u + c * v))
+            for name, (u, v) in PARTS[CLASSES[int(p["label"][k])]].items()}
+
+
+def make_parts(n: int, seed: int = 0, size: int = 64) -> list:
+    """The part boxes of the ``n`` images of ``make_synthetic(n, seed, size)`` (the same random
+    draws, nothing rendered): one dict per image, {part name: (x0, y0, x1, y1)} half-open
+    whole-pixel boxes in image pixels (the order of the object boxes), clipped to the image,
+    for the parts of its class in ``PARTS``."""
+    out = []
+    for chunk in range((n + CHUNK - 1) // CHUNK):
+        p = _draw_params(np.random.default_rng([seed, chunk, size]), CHUNK, size)
+        for k in range(min(CHUNK, n - chunk * CHUNK)):
+            half = PART_HALF * float(p["radius"][k])
+            boxes = {}
+            for name, (x, y) in part_points(p, k).items():
+                box = np.clip([np.floor(x - half), np.floor(y - half), np.ceil(x + half),
+                               np.ceil(y + half)], 0, size).astype(np.int64)
+                boxes[name] = tuple(int(v) for v in box)
+            out.append(boxes)
+    return out
+
+
+def validation_parts(n_val: int, seed: int = 0, size: int = 64) -> list:
+    """The part boxes of the validation split of :func:`synthetic_splits` (its first ``n_val``
+    images, as :func:`make_parts` gives them)."""
+    return make_parts(n_val, seed + _VAL_SEED_OFFSET, size)

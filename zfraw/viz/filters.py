@@ -21,19 +21,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from .images import grid, minmax_uint8, upscale
+from .images import grid, minmax_uint8, scale_to_uint8, upscale
 from .invariance import translate
 
 BANDS = {"low": (0.0, 0.25), "mid": (0.25, 0.75), "high": (0.75, np.inf)}
 
 
-def filter_grid(weights: np.ndarray, ncols: int = 12, zoom: int = 4) -> np.ndarray:
-    """conv1 filters (F, C, k, k), C in {1, 3}, each stretched to its own range -> one
-    (H, W, 3) uint8 grid image."""
+def filter_grid(weights: np.ndarray, ncols: int = 12, zoom: int | None = None,
+                min_side: int = 36, shared: bool = False) -> np.ndarray:
+    """conv1 filters (F, C, k, k), C in {1, 3}, each stretched to its own range (``shared``:
+    all on one symmetric scale, zero = grey, so filters that dominate stand out, as in the
+    paper's Fig. 6 (a)) -> one (H, W, 3) uint8 grid image; each filter drawn at least
+    ``min_side`` pixels wide (an integer zoom of its k pixels) unless ``zoom`` is given."""
     weights = np.asarray(weights)
     if weights.ndim != 4 or weights.shape[1] not in (1, 3):
         raise ValueError(f"expected first-layer weights (F, 1|3, k, k), got {weights.shape}")
-    return grid([upscale(minmax_uint8(w), zoom) for w in weights], ncols, pad=zoom)
+    z = zoom or max(1, -(-min_side // weights.shape[-1]))
+    m = float(np.abs(weights).max()) or 1.0
+    show = (lambda w: scale_to_uint8(w, -m, m)) if shared else minmax_uint8
+    return grid([upscale(show(w), z) for w in weights], ncols,
+                pad=zoom if zoom else max(2, z // 3))
 
 
 def radial_frequency(n: int) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 # Projections are sparse: a few pixels carry most of the signal. Figures saturate the top 0.5%
@@ -127,3 +127,26 @@ def save_png(img: np.ndarray, path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(img)).save(path)
     return path
+
+
+def text_band(text: str, width: int, size: int = 15, bg: int = 255) -> np.ndarray:
+    """A (h, width, 3) uint8 band holding ``text`` in black (Pillow's default font at ``size``
+    px, lines split at newlines), for labels on pixel figures."""
+    font = ImageFont.load_default(size=size)
+    lines = text.split("\n")
+    h = (size + 4) * len(lines) + 4
+    band = Image.new("RGB", (max(width, 1), h), (bg, bg, bg))
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((2, 2 + i * (size + 4)), line, fill=(0, 0, 0), font=font)
+    return np.asarray(band)
+
+
+def titled(img: np.ndarray, text: str, size: int = 15) -> np.ndarray:
+    """img (h, w, 3) uint8 with ``text`` written in a band above it."""
+    return vstack([text_band(text, img.shape[1], size), img], pad=2)
+
+
+def framed(img: np.ndarray, width: int = 3, value: int = 0) -> np.ndarray:
+    """img (h, w, 3) uint8 inside a ``width``-pixel frame of grey level ``value``."""
+    return np.pad(img, ((width, width), (width, width), (0, 0)), constant_values=value)

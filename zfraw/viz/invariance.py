@@ -1,4 +1,5 @@
-"""Invariance of features to translation, scale and rotation (the paper's Sec. 4.4, Fig. 5).
+"""Invariance of features to vertical translation, scale and rotation (the paper's Sec. 4.4,
+Fig. 5).
 
 Transforms act on net inputs (C, H, W) after mean subtraction, so the border that a transform
 uncovers is filled with 0, the mean colour. For each amount we report, per chosen layer, the
@@ -62,7 +63,8 @@ def scale(img: np.ndarray, factor: float, fill: float = 0.0) -> np.ndarray:
 
 
 TRANSFORMS = {
-    "translate": lambda img, a: translate(img, int(round(a)), int(round(a))),
+    # The paper's Fig. 5 translates vertically: content moves down by a pixels (up for a < 0).
+    "translate": lambda img, a: translate(img, int(round(a)), 0),
     "scale": scale,
     "rotate": rotate,
 }
@@ -73,7 +75,7 @@ def invariance_curves(features, images: np.ndarray, labels: np.ndarray, kind: st
     """Distances and true-class probability vs the amount of one transform.
 
     features(x (n, C, H, W)) -> (probs (n, K), {layer: activation (n, ...)}) host arrays.
-    images: (N, C, H, W) net inputs, labels: (N,). kind: 'translate' (pixels, diagonal),
+    images: (N, C, H, W) net inputs, labels: (N,). kind: 'translate' (pixels, vertical),
     'scale' (factor) or 'rotate' (degrees). Returns {'amounts': (A,), 'dist': {layer: (A, N)},
     'prob': (A, N)}."""
     if kind not in TRANSFORMS:

@@ -56,33 +56,58 @@ def _cell_edges(centres: np.ndarray):
     return centres[0] - 0.5 * step, centres[-1] + 0.5 * step
 
 
-def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box=None) -> Path:
-    """Fig. 7 layout for one image: the image (with its box), (a) total activation of the
-    strongest map, (b) true-class probability, (c) most probable class, each over the centre
-    grid of the sweep. image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps;
-    box: (y0, x0, y1, x1)."""
+def line_colour(n: int) -> tuple:
+    """The RGB 0..255 colour of line n in matplotlib's default cycle (C0, C1, ...)."""
+    from matplotlib.colors import to_rgb
+
+    return tuple(int(round(255 * v)) for v in to_rgb(f"C{n % 10}"))
+
+
+def short_name(name, width: int = 22) -> str:
+    """A class name for a label: its first synonym ('swimming trunks, bathing trunks' ->
+    'swimming trunks'), cut to ``width`` characters with an ellipsis."""
+    name = str(name).split(",")[0].strip()
+    return name if len(name) <= width else name[:width - 1] + "\u2026"
+
+
+def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box=None,
+                     projections: np.ndarray | None = None) -> Path:
+    """The paper's Fig. 7 row for one image: (a) the image (with its box), (b) total
+    activation of the strongest map of the layer in the unoccluded image, (c) that map's
+    projection in this image (black frame) beside its projections in other images (an (H, W, 3)
+    uint8 picture, from :func:`zfraw.viz.top9` crops; left out when None), (d) true-class
+    probability, (e) most probable class, each map over the centre grid of the sweep.
+    image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1)."""
     h, w = image.shape[:2]
     ext = (*_cell_edges(maps.xs), *_cell_edges(maps.ys)[::-1])  # left, right, bottom, top
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    axes[0].imshow(image)
-    axes[0].set_title(f"{class_names[label]} (p={maps.base_prob:.2f})", fontsize=9)
-    panels = [(maps.act, "viridis", f"(a) total activation, map {maps.fmap}"),
-              (maps.prob_true, "jet", f"(b) p({class_names[label]})")]
-    for ax, (m, cmap, title) in zip(axes[1:3], panels):
+    classes = np.unique(maps.top_class)
+    widths = [1, 1.25] + ([1.9] if projections is not None else []) + [1.25, 1.6]
+    fig, axes = plt.subplots(1, len(widths), figsize=(3.1 * sum(widths), 4.3),
+                             gridspec_kw={"width_ratios": widths})
+    axes = list(axes)
+    ax_img, ax_act = axes[0], axes[1]
+    ax_proj = axes[2] if projections is not None else None
+    ax_prob, ax_top = axes[-2], axes[-1]
+    true = short_name(class_names[label])
+    ax_img.imshow(image)
+    ax_img.set_title(f"(a) {true}\np = {maps.base_prob:.2f}", fontsize=14)
+    panels = [(ax_act, maps.act, "viridis", f"(b) total activation,\nmap {maps.fmap}"),
+              (ax_prob, maps.prob_true, "jet", f"(d) p({true})")]
+    for ax, m, cmap, title in panels:
         ax.imshow(image, alpha=0.35)
         im = ax.imshow(m, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(title, fontsize=9)
-    classes = np.unique(maps.top_class)
+        cb = fig.colorbar(im, ax=ax, fraction=0.046)
+        cb.ax.tick_params(labelsize=12)
+        ax.set_title(title, fontsize=14)
     idx = np.searchsorted(classes, maps.top_class)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20", len(classes))
-    axes[3].imshow(image, alpha=0.35)
-    im = axes[3].imshow(idx, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest",
-                        vmin=-0.5, vmax=len(classes) - 0.5)
-    cb = fig.colorbar(im, ax=axes[3], fraction=0.046, ticks=range(len(classes)))
-    cb.ax.set_yticklabels([str(class_names[c]) for c in classes], fontsize=7)
-    axes[3].set_title("(c) most probable class", fontsize=9)
-    for ax in axes:
+    ax_top.imshow(image, alpha=0.35)
+    im = ax_top.imshow(idx, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest",
+                       vmin=-0.5, vmax=len(classes) - 0.5)
+    cb = fig.colorbar(im, ax=ax_top, fraction=0.07, ticks=range(len(classes)))
+    cb.ax.set_yticklabels([short_name(class_names[c], 18) for c in classes], fontsize=15)
+    ax_top.set_title("(e) most probable class", fontsize=14)
+    for ax in (ax_img, ax_act, ax_prob, ax_top):
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_xticks([])
@@ -91,30 +116,57 @@ def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box
             y0, x0, y1, x1 = box
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                        ec="white", lw=1.5))
+    if ax_proj is not None:
+        ax_proj.imshow(projections, interpolation="nearest")
+        ax_proj.set_title(f"(c) map {maps.fmap}: this image (framed),\nthen other images",
+                          fontsize=14)
+        ax_proj.axis("off")
     return _save(fig, path)
 
 
-def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "true class"
-                      ) -> Path:
-    """Fig. 5 layout: one column per transform (curves[kind] from
-    invariance.invariance_curves), rows = distance at each layer, then the true-class
-    probability; thin lines per image, thick line the mean."""
+TRANSFORM_AXES = {"translate": "vertical translation (pixels)", "scale": "scale (ratio)",
+                  "rotate": "rotation (degrees)"}
+
+
+def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "true class",
+                      strips: dict | None = None, names=None) -> Path:
+    """The paper's Fig. 5 layout: one row per transform (a: translation, b: scale,
+    c: rotation; curves[kind] from invariance.invariance_curves); column 1 the example images
+    undergoing it (strips[kind]: an (H, W, 3) uint8 picture, one image per row, in the
+    lines' colours), then the Euclidean distance between the original's and the transformed
+    image's feature vectors at each of ``layers`` (the paper: layers 1 and 7), then the
+    probability of the true class. One coloured line per image, named by ``names``."""
     kinds = list(curves)
-    rows = list(layers) + ["prob"]
-    units = {"translate": "shift (pixels, diagonal)", "scale": "scale factor",
-             "rotate": "rotation (degrees)"}
-    fig, axes = plt.subplots(len(rows), len(kinds), figsize=(4.0 * len(kinds), 2.6 * len(rows)),
-                             squeeze=False)
-    for j, kind in enumerate(kinds):
+    ncols = len(layers) + 1 + (strips is not None)
+    widths = ([1.5] if strips is not None else []) + [1] * (len(layers) + 1)
+    fig, axes = plt.subplots(len(kinds), ncols, figsize=(3.5 * sum(widths), 3.6 * len(kinds)),
+                             squeeze=False, gridspec_kw={"width_ratios": widths})
+    for i, kind in enumerate(kinds):
         c = curves[kind]
-        for i, row in enumerate(rows):
+        letter = "abc"[i] if i < 3 else str(i + 1)
+        col = 0
+        if strips is not None:
+            axes[i, 0].imshow(strips[kind], interpolation="nearest")
+            axes[i, 0].axis("off")
+            axes[i, 0].set_title(f"{letter}1: {TRANSFORM_AXES.get(kind, kind).split(' (')[0]}",
+                                 fontsize=10)
+            col = 1
+        for j, row in enumerate(list(layers) + ["prob"]):
+            ax = axes[i, col + j]
             y = c["prob"] if row == "prob" else c["dist"][row]
-            ax = axes[i, j]
-            ax.plot(c["amounts"], y, color="0.7", lw=0.6)
-            ax.plot(c["amounts"], y.mean(axis=1), color="C0", lw=2)
-            ax.set_xlabel(units.get(kind, kind), fontsize=8)
+            for n in range(y.shape[1]):
+                ax.plot(c["amounts"], y[:, n], color=f"C{n}", lw=1.4, marker=".", ms=3,
+                        label=short_name(names[n], 16) if names is not None else None)
+            ax.set_xlabel(TRANSFORM_AXES.get(kind, kind), fontsize=9)
             ax.set_ylabel(f"p({class_name_of_prob})" if row == "prob"
-                          else f"Euclidean distance, {row}", fontsize=8)
+                          else f"Euclidean distance, {row}", fontsize=9)
+            ax.set_title(f"{letter}{col + j + 1}: " + (f"p({class_name_of_prob})" if row == "prob"
+                                                       else f"{row} distance"), fontsize=10)
+            ax.tick_params(labelsize=8)
+            if row == "prob":
+                ax.set_ylim(-0.02, 1.02)
+                if i == 0 and names is not None:
+                    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 

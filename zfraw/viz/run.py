@@ -5,9 +5,17 @@ The run folder itself (config, metrics, checkpoints, nets) is read through :mod:
 """
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
+from PIL import Image
 
 from ..data import DataError, load_spec, mean_image
+from ..data.images import map_box
+from ..data.spec import parse_spec
+from ..data.synthetic import validation_parts
 from ..nets.inputs import InputSpec, preset_size
 from ..rundir import stored_size
 from .source import ImageSource
@@ -35,7 +43,106 @@ def load_source(config: dict, mean, crop: int, spec: str | None = None, limit: i
     n = min(limit, len(val))
     boxes = None if val.boxes is None else val.boxes[:n]
     return ImageSource(val.images[:n], mean, crop, val.labels[:n], boxes, val.names,
-                       scale=config.get("input_scale", 1.0))
+                       scale=config.get("input_scale", 1.0),
+                       parts=synthetic_parts(spec, n, config.get("seed", 0), size))
+
+
+def synthetic_parts(spec: str, n: int, seed: int, size: int):
+    """The built-in part boxes of the first n validation images of a synthetic spec (None for
+    any other dataset)."""
+    return validation_parts(n, seed, size) if spec.split(":")[0] == "synthetic" else None
+
+
+def load_train_source(config: dict, mean, crop: int, n: int, spec: str | None = None,
+                      classes: list | None = None) -> ImageSource:
+    """``n`` of the run's *training* images (the paper's Fig. 4 takes the strongest activation
+    over the training set), read through the run's evaluation view (centre crop, mean, scale:
+    no random crop or flip). A synthetic set's first n (its images are drawn independently, so
+    any n are a random sample); for any other dataset a random sample (seeded by the run's
+    seed), since training files are listed class by class."""
+    if n < 1:
+        raise ValueError(f"--evolution-images must be at least 1, got {n}")
+    spec = spec or config.get("data", "synthetic")
+    size = config.get("resize") or stored_size(crop)
+    seed = config.get("seed", 0)
+    if spec.split(":")[0] == "synthetic":
+        train, _ = load_spec(f"synthetic:{n}", size, seed=seed)
+        idx = np.arange(min(n, len(train)))
+    else:
+        train, _ = load_spec(spec, size, seed=seed, cache_dir=config.get("cache_dir"))
+        if classes is not None and list(train.classes) != list(classes):
+            raise DataError(f"--data {spec}: its classes are not the run's")
+        idx = np.sort(np.random.default_rng(seed).choice(len(train), min(n, len(train)),
+                                                         replace=False))
+    return ImageSource(np.asarray(train.images[idx]), mean, crop, train.labels[idx],
+                       names=train.names, scale=config.get("input_scale", 1.0))
+
+
+def read_parts_file(path) -> dict:
+    """A ``--parts`` file: JSON {image file: {part name: [x0, y0, x1, y1]}}, image files as the
+    dataset lists them (relative to its folder, e.g. ``val/images/val_12.JPEG``), boxes
+    half-open in the original image's pixels (as the dataset's own box files). An entry
+    ``"object"`` is the region for the random occlusions (default: the dataset's box, else the
+    whole image). ValueError (one line) for anything malformed."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"--parts {path}: cannot read it ({e.__class__.__name__}: {e})") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"--parts {path}: expected a JSON object {{image file: {{part: box}}}}")
+    for file, parts in data.items():
+        if not isinstance(parts, dict) or not parts:
+            raise ValueError(f"--parts {path}: {file!r} needs an object {{part name: box}}")
+        for name, box in parts.items():
+            ok = (isinstance(box, list) and len(box) == 4
+                  and all(isinstance(v, (int, float)) for v in box)
+                  and box[2] > box[0] and box[3] > box[1])
+            if not ok:
+                raise ValueError(f"--parts {path}: {file!r} part {name!r}: expected "
+                                 f"[x0, y0, x1, y1] with x1 > x0 and y1 > y0, got {box!r}")
+    return data
+
+
+def load_part_source(path, spec: str, crop: int, size: int, classes=None, seed: int = 0,
+                     cache_dir=None, **source_args) -> ImageSource:
+    """The images a ``--parts`` file names (see :func:`read_parts_file`), found among the
+    validation then training files of dataset ``spec`` stored at ``size``, with their part
+    boxes (and "object" regions, as boxes) mapped into the stored images as the dataset maps
+    its boxes. source_args: ImageSource's mean and scale or spec."""
+    data = read_parts_file(path)
+    if spec.split(":")[0] == "synthetic":
+        raise ValueError("--parts: the synthetic set has its own parts; give --parts with a "
+                         "dataset of image files")
+    root = parse_spec(spec)[1]
+    train, val = load_spec(spec, size, seed=seed, cache_dir=cache_dir)
+    if classes is not None and list(val.classes) != list(classes):
+        raise DataError(f"--data {spec}: its classes are not the run's")
+    where = {}
+    for ds in (train, val):                  # val second: its entries win
+        for i, f in enumerate(ds.files):
+            where[f.replace(os.sep, "/")] = (ds, i)
+    images, labels, boxes, parts = [], [], [], []
+    for file, named in data.items():
+        if file.replace(os.sep, "/") not in where:
+            raise ValueError(f"--parts {path}: no image {file!r} in {spec} (give paths as "
+                             f"the dataset lists them, e.g. {val.files[0] if val.files else ''})")
+        ds, i = where[file.replace(os.sep, "/")]
+        with Image.open(os.path.join(root, file)) as im:
+            w, h = im.size
+        mapped = {name: tuple(int(v) for v in map_box(b, w, h, size))
+                  for name, b in named.items() if name != "object"}
+        if "object" in named:
+            box = map_box(named["object"], w, h, size)
+        elif ds.boxes is not None and ds.boxes[i, 0] >= 0:
+            box = ds.boxes[i]
+        else:
+            box = np.array([0, 0, size, size])
+        images.append(np.asarray(ds.images[i]))
+        labels.append(int(ds.labels[i]))
+        boxes.append(box)
+        parts.append(mapped)
+    return ImageSource(np.stack(images), crop=crop, labels=np.array(labels),
+                       boxes=np.stack(boxes), names=val.names, parts=parts, **source_args)
 
 
 def _data_spec(spec: str, limit: int) -> str:
@@ -83,4 +190,5 @@ def load_model_source(spec: str, input_spec: InputSpec | None, crop: int, limit:
     matched = labels is not None
     labels, names = (labels[:n], class_names) if matched else (val.labels[:n], val.names)
     boxes = None if val.boxes is None else val.boxes[:n]
-    return ImageSource(val.images[:n], None, crop, labels, boxes, names, spec=input_spec), matched
+    return ImageSource(val.images[:n], None, crop, labels, boxes, names, spec=input_spec,
+                       parts=synthetic_parts(spec, n, 0, size)), matched

@@ -7,7 +7,8 @@ mean image, times the run's ``input_scale`` (1 for the paper's 0..255). An impor
 its own convention as an :class:`~zfraw.nets.inputs.InputSpec` (mean pixel, std, BGR order),
 applied by the same function and inverted by :meth:`ImageSource.to_pixels` for display. Boxes are converted once
 from the datasets' (x0, y0, x1, y1) in stored pixels to (y0, x0, y1, x1) in net-input pixels,
-the order of ``net.rf_box``.
+the order of ``net.rf_box``; so are the named part boxes of the correspondence analysis
+(``parts``: per image {name: box}, e.g. the synthetic set's or a ``--parts`` file's).
 """
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ class ImageSource:
     C <= S; labels: (N,) int; boxes: (N, 4) int (x0, y0, x1, y1) stored pixels, -1 rows unknown,
     or None; names: class names; scale: the factor applied to mean-subtracted pixels.
     spec: an :class:`InputSpec` instead of mean and scale (its crop must be ``crop``); without
-    one the spec is the zfraw run's, ``InputSpec.zfraw(mean, crop, scale)``."""
+    one the spec is the zfraw run's, ``InputSpec.zfraw(mean, crop, scale)``. parts: per image
+    a dict {part name: (x0, y0, x1, y1) stored pixels} or None; kept as ``self.parts`` in
+    (y0, x0, y1, x1) crop pixels (None without parts)."""
 
     def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
-                 scale: float = 1.0, spec: InputSpec | None = None):
+                 scale: float = 1.0, spec: InputSpec | None = None, parts=None):
         # A memory map (an ndarray) stays lazy; anything else becomes an array.
         images = images if isinstance(images, np.ndarray) else np.asarray(images)
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
@@ -58,6 +61,7 @@ class ImageSource:
             raise ValueError(f"{len(images)} images but labels of shape {self.labels.shape}")
         self.offset = center_offset(s, crop)  # top-left corner of the centre crop, both axes
         self.boxes = None if boxes is None else self._net_boxes(np.asarray(boxes))
+        self.parts = None if parts is None else self._net_parts(parts)
         self.names = list(names) if names is not None else [str(i) for i in
                                                            range(int(self.labels.max()) + 1)]
 
@@ -66,6 +70,21 @@ class ImageSource:
         o, c = self.offset, self.crop
         out = np.clip(boxes[:, [1, 0, 3, 2]] - o, 0, c)
         out[boxes[:, 0] < 0] = -1
+        return out
+
+    def _net_parts(self, parts):
+        """Per image {part name: (x0, y0, x1, y1) stored} (or None) -> {name: (y0, x0, y1, x1)}
+        in the crop, clipped; parts that fall outside the crop are left out."""
+        if len(parts) != len(self.labels):
+            raise ValueError(f"{len(self.labels)} images but part boxes for {len(parts)}")
+        out = []
+        for boxes in parts:
+            mine = {}
+            for name, b in (boxes or {}).items():
+                y0, x0, y1, x1 = (int(v) for v in self._net_boxes(np.asarray([b]))[0])
+                if y1 > y0 and x1 > x0:
+                    mine[name] = (y0, x0, y1, x1)
+            out.append(mine)
         return out
 
     def __len__(self) -> int:

@@ -31,12 +31,14 @@ class Projected(NamedTuple):
 
 
 def collect_topk(net, source, layers, k: int = 9, batch_size: int = 64, limit=None,
-                 desc: str = "top-k pass") -> dict:
+                 desc: str = "top-k pass", distinct: bool = False) -> dict:
     """{layer: TopK} over the first ``limit`` images of source (an ImageSource), one forward
-    per batch up to the deepest layer asked for."""
+    per batch up to the deepest layer asked for. distinct: the k strongest *images* per map
+    (each at its strongest position), as the paper's Fig. 2; otherwise the k strongest
+    (image, position) pairs."""
     layers = list(layers)
     deepest = max(layers, key=net.index)
-    keep = {name: StreamingTopK(k) for name in layers}
+    keep = {name: StreamingTopK(k, per_image=distinct) for name in layers}
     net.eval()
     for start, x in source.batches(batch_size, limit, desc):
         _, acts = net.forward(to_device(x, net.device), until=deepest, capture=layers)
@@ -100,3 +102,31 @@ def top9_figure(panels: dict, per_row: int = 4) -> np.ndarray:
     for i in range(0, len(items), per_row):
         rows.append(hstack(items[i:i + per_row], pad=12))
     return vstack(rows, pad=12)
+
+
+def map_blocks(items, k: int = 9):
+    """One map's 3x3 grid of projections (each normalised on its own, zero = grey) and the
+    3x3 grid of the image patches under them (black gaps, white where fewer than k).
+    -> (projections, patches), (H, W, 3) uint8 each."""
+    if not items:
+        raise ValueError("map_blocks: no activations to show")
+    side = items[0].proj.shape[1]
+    z = tile_zoom(side)
+    blank = np.full((side * z, side * z, 3), 255, np.uint8)
+    proj = [upscale(symmetric_uint8(it.proj, DISPLAY_PERCENTILE), z) for it in items]
+    patch = [upscale(scale_to_uint8(it.patch, 0, 255), z) for it in items]
+    ncols = int(np.ceil(np.sqrt(k)))
+    proj += [blank] * (k - len(proj))
+    patch += [blank] * (k - len(patch))
+    return grid(proj, ncols, pad=1, bg=0), grid(patch, ncols, pad=1, bg=0)
+
+
+def layer_figure(blocks: list, per_row: int | None = None, gap: int = 8):
+    """The paper's Fig. 2 layout for one layer: the maps' 3x3 projection grids on the left,
+    the 3x3 patch grids on the right at the same places (blocks: [(projections, patches)] from
+    :func:`map_blocks`, row-major), ``per_row`` maps per row (default: a square).
+    -> (H, W, 3) uint8."""
+    per_row = per_row or int(np.ceil(np.sqrt(len(blocks))))
+    left = grid([b[0] for b in blocks], per_row, pad=gap)
+    right = grid([b[1] for b in blocks], per_row, pad=gap)
+    return hstack([left, right], pad=5 * gap)

@@ -3,6 +3,10 @@ any size, without holding all activations (the selection behind the paper's Fig.
 
 Each batch is reduced to its own k best per map with ``argpartition``, then merged with the k
 kept so far, so memory is O(maps * (k + batch * positions)) whatever the dataset size.
+
+Two selections: the k strongest (image, position) pairs (one image may fill several slots,
+at neighbouring positions), or, with ``per_image``, each image's strongest position first
+and then the k strongest images: k distinct images, as the paper's Fig. 2 shows them.
 """
 from __future__ import annotations
 
@@ -50,10 +54,10 @@ class StreamingTopK:
     >>> best = tk.result()          # TopK with (C, 9) arrays
     """
 
-    def __init__(self, k: int = 9):
+    def __init__(self, k: int = 9, per_image: bool = False):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        self.k = k
+        self.k, self.per_image = k, per_image
         self.values = None  # (C, <=k) float32
         self.ids = None     # (C, <=k) int64 flat id = image * P + position
         self.map_hw = None  # (H, W) of the maps, (1, 1) for fc units
@@ -69,10 +73,19 @@ class StreamingTopK:
         elif (c, hw) != (self.values.shape[0], self.map_hw):
             raise ValueError(f"batch has {c} maps of {hw}, earlier batches had "
                              f"{self.values.shape[0]} of {self.map_hw}")
-        cand = a.transpose(1, 0, 2).reshape(c, n * p)           # (C, N*P)
-        cols = _top_k_cols(cand, self.k)
-        vals = np.take_along_axis(cand, cols, axis=1)
-        ids = cols.astype(np.int64) + first_index * p          # image*P + pos, as n*P + pos
+        if self.per_image:                                      # each image's best position
+            pos = a.argmax(axis=2)                              # (N, C), first maximum
+            best = np.take_along_axis(a, pos[:, :, None], axis=2)[:, :, 0]
+            cand = best.T                                       # (C, N)
+            cols = _top_k_cols(cand, self.k)
+            vals = np.take_along_axis(cand, cols, axis=1)
+            ids = (cols.astype(np.int64) + first_index) * p \
+                + np.take_along_axis(pos.T, cols, axis=1)       # image*P + its best position
+        else:
+            cand = a.transpose(1, 0, 2).reshape(c, n * p)       # (C, N*P)
+            cols = _top_k_cols(cand, self.k)
+            vals = np.take_along_axis(cand, cols, axis=1)
+            ids = cols.astype(np.int64) + first_index * p      # image*P + pos, as n*P + pos
         if self.values is not None:
             vals = np.concatenate([self.values, vals], axis=1)
             ids = np.concatenate([self.ids, ids], axis=1)
