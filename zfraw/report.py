@@ -38,6 +38,7 @@ from .viz.images import (DISPLAY_PERCENTILE, framed, grid, hstack, resize_uint8,
                          scale_to_uint8, symmetric_uint8, text_band, tile_zoom, titled, upscale,
                          vstack)
 from .viz.invariance import TRANSFORMS, invariance_curves
+from .viz.incremental import IncrementalOcclusion
 from .viz.occlusion import drop_share_in_box, occlude, occlusion_sweep
 from .viz.projection import forward_to, project_strongest
 from .data import DataError
@@ -408,8 +409,9 @@ def section_occlusion(page, out, net, source, args, truth=TRUE, state=None):
         topk = collect_topk(net, source, layer, k=10, batch_size=args.batch_size,
                             distinct=True, desc="")[layer[0]]
     for n in range(min(args.occlusion_figures, len(source))):
-        m = occlusion_sweep(forward, source.inputs([n])[0], int(source.labels[n]), size, stride,
-                            args.batch_size)
+        image = source.inputs([n])[0]
+        m = occlusion_sweep(forward, image, int(source.labels[n]), size, stride,
+                            args.batch_size, occluded=incremental(net, layer[0], image))
         box = tuple(source.boxes[n]) if has_box and source.boxes[n, 0] >= 0 else None
         img = scale_to_uint8(source.pixels([n])[0], 0, 255)
         proj = occlusion_projections(net, source, layer[0], n, m.fmap, topk, args.batch_size)
@@ -427,7 +429,7 @@ def section_occlusion(page, out, net, source, args, truth=TRUE, state=None):
                      "paper)", 3)
         rows, shares, areas = box_share_stats(forward, source, args.occlusion_stats, size,
                                               args.occlusion_stats_stride or stride,
-                                              args.batch_size)
+                                              args.batch_size, net, layer[0])
         if len(shares):
             page.text(f"Share of the drop in the probability of {truth} from squares centred "
                       f"inside the object's box, over {len(shares)} validation images with a "
@@ -442,16 +444,25 @@ def section_occlusion(page, out, net, source, args, truth=TRUE, state=None):
                     "drop share in box", "centre share in box"], rows[:20])
 
 
-def box_share_stats(forward, source, n_images, size, stride, batch_size):
+def incremental(net, layer: str, image):
+    """The incremental sweep's forward (zfraw/viz/incremental.py: each occluded copy recomputes
+    only what its square changes; equal to the full forward) on the CPU; None on the GPU, where
+    the plain sweep's batched full forwards are used."""
+    return IncrementalOcclusion(net, image, layer) if net.device == "cpu" else None
+
+
+def box_share_stats(forward, source, n_images, size, stride, batch_size, net=None, layer=None):
     """Per-image (share of the drop in box, share of centres in box) over the first n images
-    with a box. Returns (table rows, shares, area shares) over images with any drop."""
+    with a box (swept incrementally when ``net`` and ``layer`` are given). Returns (table rows,
+    shares, area shares) over images with any drop."""
     rows, shares, areas = [], [], []
     idx = [i for i in range(len(source)) if source.boxes[i, 0] >= 0][:n_images]
     for k, n in enumerate(idx):
         if k % 10 == 0:
             log(f"occlusion box statistic: {k}/{len(idx)}")
-        m = occlusion_sweep(forward, source.inputs([n])[0], int(source.labels[n]), size, stride,
-                            batch_size)
+        image = source.inputs([n])[0]
+        m = occlusion_sweep(forward, image, int(source.labels[n]), size, stride, batch_size,
+                            occluded=None if net is None else incremental(net, layer, image))
         share, area = drop_share_in_box(m, tuple(source.boxes[n]))
         rows.append([n, source.names[source.labels[n]], m.base_prob, share, area])
         if np.isfinite(share):
