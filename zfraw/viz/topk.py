@@ -2,7 +2,10 @@
 any size, without holding all activations (the selection behind the paper's Fig. 2).
 
 Each batch is reduced to its own k best per map with ``argpartition``, then merged with the k
-kept so far, so memory is O(maps * (k + batch * positions)) whatever the dataset size.
+kept so far, so memory is O(maps * (k + batch * positions)) whatever the dataset size. The
+batch's reduction runs where the activations are (on the GPU for CuPy arrays): only its (maps,
+k) values and ids are copied to the host. (Where several activations tie at the k-th value, the
+GPU's partition may keep another of them than NumPy's.)
 
 Two selections: the k strongest (image, position) pairs (one image may fill several slots,
 at neighbouring positions), or, with ``per_image``, each image's strongest position first
@@ -14,25 +17,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import to_host
+from ..backend import get_array_module, to_host
 
 
-def as_maps(act) -> np.ndarray:
-    """A layer's activation as (N, C, P) host float32: (N, C, H, W) -> P = H*W positions;
-    (N, F) of an fc layer -> F maps with one position each."""
-    a = to_host(act)
-    if a.ndim == 4:
-        return a.reshape(a.shape[0], a.shape[1], -1)
-    if a.ndim == 2:
-        return a[:, :, None]
-    raise ValueError(f"activation must be (N, C, H, W) or (N, F), got shape {a.shape}")
-
-
-def _top_k_cols(values: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest entries of each row of values (C, M), in any order."""
+def _top_k_cols(values, k: int):
+    """Column indices of the k largest entries of each row of values (C, M), in any order
+    (numpy or cupy, following values)."""
+    xp = get_array_module(values)
     if values.shape[1] <= k:
-        return np.broadcast_to(np.arange(values.shape[1]), values.shape).copy()
-    return np.argpartition(-values, k - 1, axis=1)[:, :k]
+        return xp.broadcast_to(xp.arange(values.shape[1]), values.shape).copy()
+    return xp.argpartition(-values, k - 1, axis=1)[:, :k]
+
+
+def _maps_on_device(act):
+    """A layer's activation as an (N, C, P) view where it lives (no copy): (N, C, H, W) -> P =
+    H*W positions; (N, F) of an fc layer -> F maps with one position each."""
+    if act.ndim == 4:
+        return act.reshape(act.shape[0], act.shape[1], -1)
+    if act.ndim == 2:
+        return act[:, :, None]
+    raise ValueError(f"activation must be (N, C, H, W) or (N, F), got shape {act.shape}")
 
 
 @dataclass
@@ -65,7 +69,8 @@ class StreamingTopK:
     def update(self, act, first_index: int):
         """Merge one batch. act: (N, C, H, W) or (N, F) activations of images
         first_index .. first_index+N-1 of the dataset."""
-        a = as_maps(act)
+        a = _maps_on_device(act)
+        xp = get_array_module(a)
         n, c, p = a.shape
         hw = tuple(act.shape[2:]) if act.ndim == 4 else (1, 1)
         if self.map_hw is None:
@@ -75,17 +80,19 @@ class StreamingTopK:
                              f"{self.values.shape[0]} of {self.map_hw}")
         if self.per_image:                                      # each image's best position
             pos = a.argmax(axis=2)                              # (N, C), first maximum
-            best = np.take_along_axis(a, pos[:, :, None], axis=2)[:, :, 0]
+            best = xp.take_along_axis(a, pos[:, :, None], axis=2)[:, :, 0]
             cand = best.T                                       # (C, N)
             cols = _top_k_cols(cand, self.k)
-            vals = np.take_along_axis(cand, cols, axis=1)
-            ids = (cols.astype(np.int64) + first_index) * p \
-                + np.take_along_axis(pos.T, cols, axis=1)       # image*P + its best position
+            vals = xp.take_along_axis(cand, cols, axis=1)
+            ids = (cols.astype(xp.int64) + first_index) * p \
+                + xp.take_along_axis(pos.T, cols, axis=1)       # image*P + its best position
         else:
             cand = a.transpose(1, 0, 2).reshape(c, n * p)       # (C, N*P)
             cols = _top_k_cols(cand, self.k)
-            vals = np.take_along_axis(cand, cols, axis=1)
-            ids = cols.astype(np.int64) + first_index * p      # image*P + pos, as n*P + pos
+            vals = xp.take_along_axis(cand, cols, axis=1)
+            ids = cols.astype(xp.int64) + first_index * p      # image*P + pos, as n*P + pos
+        # The one copy to the host: (C, k) values and ids, not the batch's activations.
+        vals, ids = to_host(vals).astype(np.float32, copy=False), to_host(ids)
         if self.values is not None:
             vals = np.concatenate([self.values, vals], axis=1)
             ids = np.concatenate([self.ids, ids], axis=1)
