@@ -228,8 +228,11 @@ def test_collect_topk_sharded_without_a_team_is_the_single_pass():
 
     net = build("zf-32", 10, seed=0, width=0.125)
     src = Source(np.random.default_rng(2).standard_normal((21, 3, 32, 32)).astype(np.float32))
-    want = collect_topk(net, src, ["relu2", "fc6"], k=4, batch_size=8, desc="")
-    got = distributed.collect_topk_sharded(net, src, ["relu2", "fc6"], None, k=4, batch_size=8)
-    for name in want:
-        for f in ("values", "image", "y", "x"):
-            np.testing.assert_array_equal(getattr(want[name], f), getattr(got[name], f))
+    for distinct in (False, True):
+        want = collect_topk(net, src, ["relu2", "fc6"], k=4, batch_size=8, desc="",
+                            distinct=distinct)
+        got = distributed.collect_topk_sharded(net, src, ["relu2", "fc6"], None, k=4,
+                                               batch_size=8, distinct=distinct)
+        for name in want:
+            for f in ("values", "image", "y", "x"):
+                np.testing.assert_array_equal(getattr(want[name], f), getattr(got[name], f))

@@ -368,16 +368,18 @@ class GradBuckets:
 
 
 def collect_topk_sharded(net, source, layers, team: Team | None = None, k: int = 9,
-                         batch_size: int = 64, limit=None) -> dict:
+                         batch_size: int = 64, limit=None, distinct: bool = False) -> dict:
     """:func:`zfraw.viz.top9.collect_topk` with the batches dealt round-robin over the ranks
     (rank r forwards batches r, r + size, ...) and the ranks' results merged exactly: every rank
-    returns the same {layer: TopK}. Without a team (or with one rank) it is the single pass."""
+    returns the same {layer: TopK}. Without a team (or with one rank) it is the single pass.
+    ``distinct``: as collect_topk's (the k strongest images, each at its strongest position);
+    the merge is exact for both selections, since every image lives in one shard."""
     from .viz.topk import StreamingTopK, merge_topk
 
     layers = list(layers)
     deepest = max(layers, key=net.index)
     rank, size = (0, 1) if team is None else (team.rank, team.size)
-    keep = {name: StreamingTopK(k) for name in layers}
+    keep = {name: StreamingTopK(k, per_image=distinct) for name in layers}
     net.eval()
     n = len(source) if limit is None else min(limit, len(source))
     for i, start in enumerate(range(0, n, batch_size)):
