@@ -51,15 +51,19 @@ def _start(row) -> str:
 
 
 def format_summary(net) -> str:
+    """The summary as a text table, its name column as wide as the longest layer name (an
+    imported graph's names can be long)."""
     rows = summarize(net)
-    head = f"{'layer':<8} {'kind':<8} {'output':>16} {'params':>12} {'mult-adds':>14}  {'receptive field (size/jump/start)'}"
+    w = max([8] + [len(r["name"]) for r in rows])
+    head = (f"{'layer':<{w}} {'kind':<8} {'output':>16} {'params':>12} {'mult-adds':>14}  "
+            f"{'receptive field (size/jump/start)'}")
     lines = [f"{net.arch}: input {net.input_shape}, {net.num_classes} classes", head, "-" * len(head)]
     for r in rows:
         shape = "x".join(map(str, r["out_shape"]))
-        lines.append(f"{r['name']:<8} {r['kind']:<8} {shape:>16} {r['params']:>12,} {r['macs']:>14,}"
-                     f"  {r['rf_size']}/{r['rf_jump']}/{_start(r)}")
+        lines.append(f"{r['name']:<{w}} {r['kind']:<8} {shape:>16} {r['params']:>12,} "
+                     f"{r['macs']:>14,}  {r['rf_size']}/{r['rf_jump']}/{_start(r)}")
     total_p = sum(r["params"] for r in rows)
     total_m = sum(r["macs"] for r in rows)
     lines.append("-" * len(head))
-    lines.append(f"{'total':<8} {'':<8} {'':>16} {total_p:>12,} {total_m:>14,}")
+    lines.append(f"{'total':<{w}} {'':<8} {'':>16} {total_p:>12,} {total_m:>14,}")
     return "\n".join(lines)
