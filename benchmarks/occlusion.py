@@ -73,13 +73,13 @@ def run_occlusion(repeat: int, with_torch: bool, log=print) -> list[dict]:
                **{f"{n} s": t["median_s"] for n, t in times.items()},
                "incremental vs plain": times["zfraw plain"]["median_s"]
                / times["zfraw incremental"]["median_s"],
-               "max |p incremental - p plain|": float(np.abs(
+               "max abs diff of p, incremental vs plain": float(np.abs(
                    results["incremental"][:, label] - results["plain"][:, label]).max())}
         if "captum" in times:
             ours = attribution(float(p0[label]), results["incremental"][:, label], boxes, side)
             row["incremental vs captum"] = times["captum"]["median_s"] / \
                 times["zfraw incremental"]["median_s"]
-            row["max |attribution - captum's|"] = float(np.abs(ours - results["captum"]).max())
+            row["max abs diff of the attribution, vs captum"] = float(np.abs(ours - results["captum"]).max())
         rows.append(row)
         log("  occlusion " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                        for k, v in row.items()))

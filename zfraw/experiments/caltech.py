@@ -70,6 +70,21 @@ def source_features(source_run, kind: str, root: str, layers, out, grid: int = 2
     return feats, full
 
 
+def source_text(source, base: TrainConfig, scratch: bool) -> str:
+    """The scale line of a Caltech table: the data, the pretrained run (its net, data, width and
+    epochs, from its own folder), and the from-scratch recipe when those rows were trained."""
+    run = RunDir(source)
+    cfg, records = run.read_config(), run.read_metrics()
+    last = records[-1] if records else {}
+    text = (f"data `{base.data}`; pretrained net: the run {source} ({cfg['arch']} at width "
+            f"{cfg.get('width', 1.0)}, trained on `{cfg['data']}` for {last.get('epoch', 0)} "
+            f"epochs, val top-1 {100 * last.get('val_top1', float('nan')):.1f}%), its images "
+            f"seen as it saw its own (stored side, centre crop, its mean image, input scale)")
+    if scratch:
+        text += "; from scratch: " + scale_text(base, base.arch)
+    return text
+
+
 def feature_layer(net) -> str:
     """The layer the classifier reads: the output of the layer before the last Linear (relu7 for
     zf; 'fixed layers 1-7' in the paper)."""
@@ -130,8 +145,8 @@ def table4(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
             rows.append(row)
     result = {"experiment": "table4" if kind == "caltech101" else "table5",
               "title": ("Table 4: Caltech-101" if kind == "caltech101" else "Table 5: Caltech-256")
-              + ", mean per-class accuracy (%)", "scale": scale_text(base, base.arch)
-              + f"; pretrained net {source} ({net.arch}); {splits} random splits",
+              + ", mean per-class accuracy (%)",
+              "scale": source_text(source, base, scratch) + f"; {splits} random splits",
               "rows": rows, "orderings": _pretrained_beats_scratch(rows), "notes": []}
     write_results(out, result, accuracy=True)
     return result
@@ -204,8 +219,8 @@ def table7(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
     rising = all(b >= a - 1.0 for a, b in zip(svm, svm[1:]))
     result = {"experiment": "table7", "title": f"Table 7: {kind}, classifiers on each layer's "
               f"features, {n} training images per class, mean per-class accuracy (%)",
-              "scale": scale_text(base, base.arch) + f"; pretrained net {source} ({net.arch}); "
-              f"{splits} random splits; conv maps max-pooled to 2x2 per map",
+              "scale": source_text(source, base, False) + f"; {splits} random splits; conv maps "
+              "max-pooled to 2x2 per map",
               "rows": rows, "notes": [],
               "orderings": [{"claim": "SVM accuracy rises with depth (each layer within 1 point "
                              "of the one below or above it)", "holds": rising,
