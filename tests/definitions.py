@@ -68,3 +68,15 @@ def conv64(in_ch, out_ch, k, s, pad, groups=1, seed=0):
     layer.params["W"][...] = rng.standard_normal(layer.params["W"].shape)
     layer.params["b"][...] = rng.standard_normal(out_ch)
     return layer
+
+
+def one_line_error(capsys, rc, *words):
+    """Assert exit 2 and a single 'error: ...' line on stderr holding ``words``."""
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error") for line in lines) == 1, err
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])

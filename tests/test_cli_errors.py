@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 import train as train_cli
+from definitions import one_line_error
 from zfraw import backend, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,18 +21,6 @@ TINY = ["--arch", "zf-32", "--width", "0.125", "--data", "synthetic:64", "--batc
 @pytest.fixture
 def run(trained_run):
     return trained_run
-
-
-def one_line_error(capsys, rc, *words):
-    """Assert exit 2 and a single 'error: ...' line on stderr holding ``words``."""
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), err
-    assert sum(line.startswith("error") for line in lines) == 1, err
-    for w in words:
-        assert w in lines[-1], (w, lines[-1])
 
 
 def damaged_copy(run, tmp_path):

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from definitions import one_line_error
 from zfraw.nets.inputs import InputSpec, preset_size
 from zfraw.viz.source import ImageSource
 
@@ -170,17 +171,6 @@ def test_model_report_with_recorded_spec_and_matching_labels(models, tmp_path):
     assert "Recorded in the model file" in html and "0.015625" in html
     assert "classes are all among the model" in html and any(c in html for c in CLASSES)
     assert "Top-9" not in html and "Occlusion" in html
-
-
-def one_line_error(capsys, rc, *words):
-    err = capsys.readouterr().err
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), err
-    assert sum(line.startswith("error") for line in lines) == 1, err
-    for w in words:
-        assert w in lines[-1], (w, lines[-1])
 
 
 def refused_graph(path):
