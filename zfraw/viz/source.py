@@ -111,15 +111,17 @@ class ImageSource:
 
     def batches(self, batch_size: int, limit: int | None = None, desc: str = ""):
         """Yield (start index, net inputs) over the first ``limit`` images (all by default),
-        printing progress to stderr when ``desc`` is given."""
+        printing progress to stderr when ``desc`` is given: a line redrawn in place on a
+        terminal, one line at the end into a log."""
         n = len(self) if limit is None else min(limit, len(self))
+        live = sys.stderr.isatty()
         for start in range(0, n, batch_size):
-            if desc:
+            if desc and live:
                 print(f"\r{desc}: {min(start + batch_size, n)}/{n}", end="", file=sys.stderr,
                       flush=True)
             yield start, self.inputs(np.arange(start, min(start + batch_size, n)))
         if desc:
-            print(file=sys.stderr)
+            print(f"\r{desc}: {n}/{n}" if live else f"{desc}: {n}/{n}", file=sys.stderr)
 
     def relabeled(self, labels, names) -> "ImageSource":
         """The same images with other labels and class names (e.g. an imported net's
