@@ -6,7 +6,7 @@ from zfraw.nets import Net, build_layers
 from zfraw.optim.init import initialize
 from zfraw.viz.evolution import evolution_figure, feature_evolution
 from zfraw.viz.source import ImageSource
-from zfraw.viz.top9 import collect_topk, map_panel, project_topk, top9_figure
+from zfraw.viz.top9 import collect_topk, layer_figure, map_blocks, project_topk
 
 SPECS = [("conv1", "conv", dict(out=3, k=3, stride=1, pad=1)), ("relu1", "relu", {}),
          ("pool1", "pool", dict(k=3, stride=2, pad=1)),
@@ -68,7 +68,7 @@ def test_crop_recovers_bright_pixel():
         assert np.isclose(value, images[n, y, x, 1])
         assert (y0 + py, x0 + px) == (y, x)              # recovered through the crop box
         assert np.count_nonzero(proj) == 1                # the filter is a single tap
-    fig = top9_figure({0: map_panel(items)})
+    fig = layer_figure([map_blocks(items)])
     assert fig.dtype == np.uint8 and fig.ndim == 3
 
 

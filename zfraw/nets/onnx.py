@@ -431,14 +431,7 @@ class _Importer:
         if (kh, kw) != W.shape[2:]:
             raise self.fail(node, f"attribute kernel_shape={[kh, kw]} disagrees with the "
                                   f"weight's {W.shape[2:]}")
-        if kh != kw:
-            raise self.fail(node, f"attribute kernel_shape={[kh, kw]}: only square kernels")
-        sh, sw = self._spatial(node, a, "strides", [1, 1])
-        if sh != sw:
-            raise self.fail(node, f"attribute strides={[sh, sw]}: only equal strides")
-        dil = self._spatial(node, a, "dilations", [1, 1])
-        if dil != [1, 1]:
-            raise self.fail(node, f"attribute dilations={dil}: only dilation 1 is supported")
+        sh = self._square_window(node, a, kh, kw, "kernels")
         group = int(a.get("group", 1))
         out_ch = W.shape[0]
         if group < 1 or c % group or out_ch % group or W.shape[1] * group != c:
@@ -460,19 +453,25 @@ class _Importer:
         layer.params["b"][...] = b
         return self._add(node, layer, shape)
 
-    def _maxpool(self, node, a, shape):
-        self._need_maps(node, shape)
-        if "kernel_shape" not in a:
-            raise self.fail(node, "attribute kernel_shape is required")
-        kh, kw = self._spatial(node, a, "kernel_shape", None)
+    def _square_window(self, node, a, kh: int, kw: int, what: str) -> int:
+        """The one stride of a Conv's or MaxPool's square window; refuses non-square kernels,
+        unequal strides and dilations other than 1, naming the attribute."""
         if kh != kw:
-            raise self.fail(node, f"attribute kernel_shape={[kh, kw]}: only square windows")
+            raise self.fail(node, f"attribute kernel_shape={[kh, kw]}: only square {what}")
         sh, sw = self._spatial(node, a, "strides", [1, 1])
         if sh != sw:
             raise self.fail(node, f"attribute strides={[sh, sw]}: only equal strides")
         dil = self._spatial(node, a, "dilations", [1, 1])
         if dil != [1, 1]:
             raise self.fail(node, f"attribute dilations={dil}: only dilation 1 is supported")
+        return sh
+
+    def _maxpool(self, node, a, shape):
+        self._need_maps(node, shape)
+        if "kernel_shape" not in a:
+            raise self.fail(node, "attribute kernel_shape is required")
+        kh, kw = self._spatial(node, a, "kernel_shape", None)
+        sh = self._square_window(node, a, kh, kw, "windows")
         pads, auto = self._pads(node, a, shape, kh, sh)
         ceil = bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
         kwargs = {}

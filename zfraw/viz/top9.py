@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backend import to_device
 from .images import (DISPLAY_PERCENTILE, crop_padded, grid, hstack, scale_to_uint8,
-                     symmetric_uint8, tile_zoom, upscale, vstack)
+                     symmetric_uint8, tile_zoom, upscale)
 from .projection import project_units
 from .topk import StreamingTopK, TopK
 
@@ -77,31 +77,6 @@ def project_topk(net, source, layer: str, topk: TopK, maps, rule: str = "deconv"
             out[m].append(Projected(float(topk.values[m, r]), int(topk.image[m, r]), box,
                                     crop_padded(p, box, 0.0), crop_padded(px, box, 128.0)))
     return out
-
-
-def map_panel(items, k: int = 9) -> np.ndarray:
-    """One map's Fig. 2 cell: a 3x3 grid of projections (each normalised on its own, zero =
-    grey) beside a 3x3 grid of the image patches. items: from project_topk. -> (H, W, 3) uint8."""
-    if not items:
-        raise ValueError("map_panel: no activations to show")
-    side = items[0].proj.shape[1]
-    z = tile_zoom(side)
-    blank = np.full((side * z, side * z, 3), 255, np.uint8)
-    proj = [upscale(symmetric_uint8(it.proj, DISPLAY_PERCENTILE), z) for it in items]
-    patch = [upscale(scale_to_uint8(it.patch, 0, 255), z) for it in items]
-    ncols = int(np.ceil(np.sqrt(k)))
-    proj += [blank] * (k - len(proj))
-    patch += [blank] * (k - len(patch))
-    return hstack([grid(proj, ncols, pad=1, bg=0), grid(patch, ncols, pad=1, bg=0)], pad=3)
-
-
-def top9_figure(panels: dict, per_row: int = 4) -> np.ndarray:
-    """Lay out {map: panel image} (from map_panel), ``per_row`` maps per row, white gaps."""
-    rows = []
-    items = list(panels.values())
-    for i in range(0, len(items), per_row):
-        rows.append(hstack(items[i:i + per_row], pad=12))
-    return vstack(rows, pad=12)
 
 
 def map_blocks(items, k: int = 9):
