@@ -13,15 +13,14 @@ import numpy as np
 from zfraw import backend, nets
 from zfraw.layers import Conv2d, LocalResponseNorm, MaxPool2d
 from zfraw.ops import registry
-from zfraw.ops.registry import IMPL_DEVICE
 
 from . import torch_peer
 from .timing import ceiling_device, measure
 
 
 def impl_device(impl: str) -> str:
-    """Where an impl's arrays live: the numpy reference is timed on the CPU."""
-    return IMPL_DEVICE[impl] or "cpu"
+    """Where an impl's (or variant's) arrays live: the numpy reference is timed on the CPU."""
+    return registry.impl_device(impl) or "cpu"
 
 
 def usable_impls() -> list[str]:
@@ -90,7 +89,8 @@ def _on_device(args, device):
 
 def run_primitives(batch: int, repeat: int, ceilings: dict, with_torch: bool,
                    log=print) -> list[dict]:
-    """Time every case for every impl (and the torch peer); one result row per (case, impl)."""
+    """Time every case for every impl and variant (and the torch peer); one result row per
+    (case, impl)."""
     rows = []
     for case in primitive_cases(batch, np.random.default_rng(0)):
         op, args = case["op"], case["args"]

@@ -9,6 +9,8 @@ tensors (the primitive table has the exact bytes) against the copy ceiling.
 3x3 stride-1 conv layers also run as ``<impl>+winograd`` (Winograd F(2x2, 3x3), the layout
 zfraw/layers/conv.py uses where its WINOGRAD setting enables it for the device); their GFLOP/s
 are effective ones (the direct convolution's flops over the time), so they compare directly.
+A layer whose primitives have variants in the registry (``numba:scatter`` for col2im, ...)
+also runs under each variant, named as the variant.
 """
 from __future__ import annotations
 
@@ -25,6 +27,15 @@ from .cases import impl_device, usable_impls
 from .timing import ceiling_device, measure
 
 KINDS = ("conv", "relu", "pool", "lrn", "fc")
+PRIMITIVES = {"conv": ("im2col", "col2im"), "pool": ("maxpool_fwd", "maxpool_bwd"),
+              "lrn": ("lrn_fwd", "lrn_bwd"), "relu": ("relu_fwd", "relu_bwd")}
+
+
+def _variants(impl: str, kind: str) -> list[str]:
+    """The variants of ``impl`` that replace a primitive layers of ``kind`` run."""
+    ops = PRIMITIVES.get(kind, ())
+    return [v for v in registry.variants(impl)
+            if any(v in registry.implementations(op) for op in ops)]
 
 
 def _inputs(net, x):
@@ -66,6 +77,11 @@ def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: b
                 with registry.use_impl(impl):
                     dev_layer.forward(xd)  # the state its backward reads
                 candidates[impl] = (_call(impl, dev_layer, pass_, xd, dyd), device)
+                for variant in _variants(impl, layer.kind):
+                    vl = copy.copy(dev_layer)
+                    with registry.use_impl(variant):
+                        vl.forward(xd)
+                    candidates[variant] = (_call(variant, vl, pass_, xd, dyd), device)
                 if impl != "numpy" and _winograd_shape(layer):
                     wl = copy.copy(dev_layer)      # same weights, its own saved state
                     with registry.use_impl(impl), _winograd(device):

@@ -1,4 +1,5 @@
-"""Shared test fixtures: tiny image files in the real datasets' on-disk layouts."""
+"""Shared test fixtures: tiny image files in the real datasets' on-disk layouts, the CUDA
+emulator, a trained run."""
 import os
 
 import numpy as np
@@ -36,6 +37,16 @@ def zfraw_data():
     if not root or not os.path.isdir(root):
         pytest.skip("ZFRAW_DATA not set")
     return root
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory):
+    """The CUDA emulator (tests/cuda_emu.py), compiling each .cu once per session; a skip
+    without g++."""
+    import cuda_emu
+    if not cuda_emu.available():
+        pytest.skip("g++ not on PATH")
+    return cuda_emu.Emulator(tmp_path_factory.mktemp("cuda_emu"))
 
 
 @pytest.fixture(params=["batched", "per-image"])

@@ -236,7 +236,7 @@ def test_maxpool_layer_gradients(H, W, k, s, pad, ceil):
 
 def _run_layer(layer, impl, x, r):
     """forward, backward and deconv of ``layer`` under ``impl``; results on the host."""
-    device = registry.IMPL_DEVICE[impl] or "cpu"
+    device = registry.impl_device(impl) or "cpu"
     with ops.use_impl(impl):
         y = backend.to_host(layer.forward(backend.to_device(x, device)))
         dx = backend.to_host(layer.backward(backend.to_device(r, device)))

@@ -1,6 +1,9 @@
-"""kernels/cuda against the NumPy references in zfraw/ops, on random inputs and edge shapes.
+"""What is particular to kernels/cuda: its launchers' refusals, non-contiguous inputs, dropout's
+bit-identical masks, the layers run on the CUDA window primitives, the TF32 switch. The
+comparisons of each kernel (and variant) with the NumPy reference on the case table are in
+tests/test_kernels.py, which runs the CUDA versions on a GPU and in the emulator.
 
-Every test runs on two backends (the ``dev`` fixture):
+Every test here runs on two backends (the ``dev`` fixture):
 - ``gpu``: CuPy arrays on a real GPU, the kernels compiled by NVRTC (marked ``cuda``; skipped
   when zfraw.backend.cuda_available() is false);
 - ``emu``: the same .cu files compiled for the CPU by g++ with tests/cuda_host_shim.h and run
@@ -17,14 +20,11 @@ import zlib
 import numpy as np
 import pytest
 
-import cuda_emu
-from definitions import assert_switches_in_image
-from kernels.cuda import _loader, conv, elementwise, loss, lrn, pool
+from kernel_cases import POOLS_ASYM_CEIL, pool_input
+from kernels.cuda import _loader, conv, elementwise, loss, pool
 from zfraw import backend
 from zfraw.ops import conv as ref_conv
 from zfraw.ops import elementwise as ref_elementwise
-from zfraw.ops import loss as ref_loss
-from zfraw.ops import lrn as ref_lrn
 from zfraw.ops import pool as ref_pool
 
 DTYPES = [np.float32, np.float64]
@@ -48,19 +48,12 @@ class _Device:
         return self.put(np.ascontiguousarray(np.swapaxes(a, -1, -2))).swapaxes(-1, -2)
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory):
-    return cuda_emu.Emulator(tmp_path_factory.mktemp("cuda_emu"))
-
-
 @pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.cuda), "emu"])
 def dev(request, monkeypatch):
     if request.param == "gpu":
         if not backend.cuda_available():
             pytest.skip("no usable GPU/CuPy")
     else:
-        if not cuda_emu.available():
-            pytest.skip("g++ not on PATH")
         monkeypatch.setattr(_loader, "kernel", request.getfixturevalue("emulator").kernel)
     return _Device(request.param)
 
@@ -84,41 +77,6 @@ def _equal(dev, got, ref):
 
 # --- im2col / col2im -------------------------------------------------------------------------
 
-# (N, C, H, W, kh, kw, stride, pad)
-CONV_GEOMS = [
-    (2, 3, 7, 6, 3, 3, 1, 1),    # odd sizes, padding
-    (1, 2, 5, 5, 2, 2, 3, 0),    # stride > kernel: pixels no window reads
-    (2, 1, 1, 1, 1, 1, 1, 0),    # 1x1 spatial
-    (1, 2, 9, 11, 5, 3, 2, 2),   # rectangular kernel, stride 2, padding 2
-    (3, 4, 4, 4, 4, 4, 1, 0),    # window = input: 1x1 output
-    (1, 3, 11, 11, 7, 7, 2, 3),  # conv1-like
-    (1, 1, 3, 3, 3, 3, 4, 2),    # stride > kernel with padding
-    (2, 3, 7, 6, 3, 3, 2, (1, 0, 2, 1)),  # asymmetric (top, left, bottom, right)
-    (1, 2, 6, 9, 5, 3, 1, (0, 2, 1, 0)),  # asymmetric, rectangular kernel
-    (2, 2, 5, 5, 2, 2, 3, (1, 1, 0, 0)),  # stride > kernel, pads only before
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geom", CONV_GEOMS, ids=str)
-@pytest.mark.parametrize("contiguous", [True, False], ids=["contig", "strided"])
-def test_im2col(dev, geom, dtype, contiguous):
-    N, C, H, W, kh, kw, s, p = geom
-    x = _rng("im2col", geom).standard_normal((N, C, H, W)).astype(dtype)
-    xd = dev.put(x) if contiguous else dev.noncontiguous(x)
-    _equal(dev, conv.im2col(xd, kh, kw, s, p), ref_conv.im2col(x, kh, kw, s, p))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geom", CONV_GEOMS, ids=str)
-def test_col2im(dev, geom, dtype):
-    N, C, H, W, kh, kw, s, p = geom
-    OH, OW = ref_conv.check_window((N, C, H, W), kh, kw, s, p)
-    cols = _rng("col2im", geom).standard_normal((C * kh * kw, N * OH * OW)).astype(dtype)
-    got = conv.col2im(dev.put(cols), (N, C, H, W), kh, kw, s, p)
-    _close(dev, got, ref_conv.col2im(cols, (N, C, H, W), kh, kw, s, p), dtype)
-
-
 def test_col2im_noncontiguous_and_bad_shape(dev):
     x_shape, (kh, kw, s, p) = (2, 3, 5, 4), (3, 2, 1, 1)
     OH, OW = ref_conv.check_window(x_shape, kh, kw, s, p)
@@ -136,60 +94,6 @@ def test_unsupported_dtype_is_rejected(dev):
 
 # --- max pooling -----------------------------------------------------------------------------
 
-# (N, C, H, W, k, stride, pad)
-POOL_GEOMS = [
-    (2, 3, 7, 7, 3, 2, 0),    # ZFNet's 3x3/2 on an odd size
-    (1, 2, 6, 5, 3, 2, 1),    # padding
-    (2, 2, 5, 5, 2, 3, 0),    # stride > window
-    (1, 1, 1, 1, 1, 1, 0),    # 1x1
-    (1, 2, 4, 4, 3, 1, 2),    # heavy padding: windows mostly padding
-    (2, 3, 13, 13, 3, 2, 0),  # pool5-like
-    (1, 1, 2, 3, 3, 3, 1),    # window larger than the input
-    (1, 2, 4, 5, 3, 2, 2),    # corner windows holding one real tap each
-]
-
-
-POOL_VALUES = ["random", "ties", "neg_inf"]
-
-
-def _pool_input(geom, dtype, values: str):
-    N, C, H, W = geom[:4]
-    rng = _rng("pool", geom, values)
-    if values == "random":
-        return rng.standard_normal((N, C, H, W)).astype(dtype)
-    # few distinct values, all negative: ties everywhere, padding must still lose
-    x = -rng.integers(1, 3, size=(N, C, H, W)).astype(dtype)
-    if values == "neg_inf":  # border windows whose real values are all -inf, and a whole plane
-        x[..., :2, :2] = -np.inf
-        x[0, 0] = -np.inf
-    return x
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
-@pytest.mark.parametrize("values", POOL_VALUES)
-def test_maxpool_fwd(dev, geom, dtype, values):
-    k, s, p = geom[4:]
-    x = _pool_input(geom, dtype, values)
-    y, sw = pool.maxpool_fwd(dev.put(x), k, s, p)
-    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
-    _equal(dev, y, y_ref)
-    _equal(dev, sw, sw_ref)
-    assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geom", POOL_GEOMS, ids=str)
-@pytest.mark.parametrize("values", POOL_VALUES)
-def test_maxpool_bwd(dev, geom, dtype, values):
-    k, s, p = geom[4:]
-    x = _pool_input(geom, dtype, values)
-    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p)
-    dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
-    dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p)
-    _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, k, s, p), dtype)
-
-
 def test_maxpool_noncontiguous_and_bad_shape(dev):
     x = _rng("pool-nc").standard_normal((2, 3, 7, 6))
     y, sw = pool.maxpool_fwd(dev.noncontiguous(x), 3, 2, 1)
@@ -203,32 +107,6 @@ def test_maxpool_noncontiguous_and_bad_shape(dev):
         pool.maxpool_bwd(dev.put(dy[:, :, 1:]), sw, x.shape, 3, 2, 1)
     with pytest.raises(ValueError, match="padding"):
         pool.maxpool_fwd(dev.put(x), 2, 2, 2)
-
-
-# (N, C, H, W, k, stride, pad (an int or (top, left, bottom, right)), ceil_mode)
-POOL_GEOMS_ASYM_CEIL = [
-    (2, 3, 8, 6, 3, 2, 0, True),              # ceil: a partial last window each way
-    (2, 2, 6, 7, 3, 2, (0, 1, 1, 0), False),  # asymmetric
-    (1, 3, 6, 7, 3, 2, (1, 0, 0, 1), True),   # asymmetric and ceil
-    (2, 2, 5, 5, 2, 2, (1, 1, 0, 0), True),   # the last window runs past the input
-    (1, 2, 4, 5, 3, 3, (2, 0, 1, 2), True),   # stride = window, heavy padding
-]
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("geom", POOL_GEOMS_ASYM_CEIL, ids=str)
-@pytest.mark.parametrize("values", POOL_VALUES)
-def test_maxpool_asymmetric_and_ceil(dev, geom, dtype, values):
-    k, s, p, ceil = geom[4:]
-    x = _pool_input(geom, dtype, values)
-    y, sw = pool.maxpool_fwd(dev.put(x), k, s, p, ceil)
-    y_ref, sw_ref = ref_pool.maxpool_fwd(x, k, s, p, ceil)
-    _equal(dev, y, y_ref)
-    _equal(dev, sw, sw_ref)
-    assert_switches_in_image(dev.get(sw), x.shape, k, s, p)
-    dy = _rng("pool-dy", geom).standard_normal(y_ref.shape).astype(dtype)
-    dx = pool.maxpool_bwd(dev.put(dy), dev.put(sw_ref), x.shape, k, s, p, ceil)
-    _close(dev, dx, ref_pool.maxpool_bwd(dy, sw_ref, x.shape, k, s, p, ceil), dtype)
 
 
 # --- layers on the cuda primitives: grouped conv, asymmetric pads, ceil_mode pooling ---------
@@ -288,57 +166,19 @@ def test_conv_layer_grouped_and_asymmetric_on_cuda_primitives(dev, cuda_primitiv
         np.testing.assert_allclose(a, b, **TOL[np.float64])
 
 
-@pytest.mark.parametrize("geom", POOL_GEOMS_ASYM_CEIL, ids=str)
-def test_maxpool_layer_asymmetric_and_ceil_on_cuda_primitives(dev, cuda_primitives, geom):
+@pytest.mark.parametrize("shape,k,s,p,ceil,nc", POOLS_ASYM_CEIL, ids=str)
+def test_maxpool_layer_asymmetric_and_ceil_on_cuda_primitives(dev, cuda_primitives, shape, k, s,
+                                                              p, ceil, nc):
     from zfraw.layers import MaxPool2d
-    k, s, p, ceil = geom[4:]
     layer = MaxPool2d(k, s, p, ceil_mode=ceil)
-    x = _pool_input(geom, np.float64, "neg_inf")
-    r = _rng("pool-layer", geom).standard_normal((geom[0],) + layer.output_shape(x.shape[1:]))
+    x = pool_input(_rng("pool-layer", shape), shape, np.float64, "neg_inf")
+    r = _rng("pool-layer-r", shape).standard_normal((shape[0],) + layer.output_shape(x.shape[1:]))
     ref = _layer_passes(_Device("emu"), layer, x, r, contextlib.nullcontext())
     sw_ref = backend.to_host(layer.switches)
     got = _layer_passes(dev, layer, x, r, cuda_primitives)
     np.testing.assert_array_equal(dev.get(layer.switches), sw_ref)
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, **TOL[np.float64])
-
-
-# --- LRN -------------------------------------------------------------------------------------
-
-# (shape, size): odd and even windows, a window wider than the channels, size 1, 1x1 maps
-LRN_CASES = [((2, 7, 3, 4), 5), ((1, 3, 2, 2), 5), ((2, 6, 1, 1), 4), ((1, 4, 3, 3), 1),
-             ((1, 1, 2, 5), 3)]
-LRN_PARAMS = dict(alpha=0.5, beta=0.75)  # a large alpha, so the normalization matters
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,size", LRN_CASES, ids=str)
-def test_lrn_fwd_bwd(dev, shape, size, dtype):
-    rng = _rng("lrn", shape, size)
-    x = rng.standard_normal(shape).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    a, b = LRN_PARAMS["alpha"], LRN_PARAMS["beta"]
-    y, scale = lrn.lrn_fwd(dev.noncontiguous(x), size, a, b, 2.0)
-    y_ref, scale_ref = ref_lrn.lrn_fwd(x, size, a, b, 2.0)
-    _close(dev, y, y_ref, dtype)
-    _close(dev, scale, scale_ref, dtype)
-    dx = lrn.lrn_bwd(dev.put(dy), dev.put(x), dev.put(y_ref), dev.put(scale_ref), size, a, b)
-    _close(dev, dx, ref_lrn.lrn_bwd(dy, x, y_ref, scale_ref, size, a, b), dtype)
-
-
-# --- ReLU, dropout, SGD ----------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(3, 5, 7), (1,), (2, 3, 1, 1)], ids=str)
-def test_relu(dev, shape, dtype):
-    rng = _rng("relu", shape)
-    x = rng.standard_normal(shape).astype(dtype)
-    x.flat[0] = 0.0  # the boundary: y = 0 and no gradient
-    dy = rng.standard_normal(shape).astype(dtype)
-    y = elementwise.relu_fwd(dev.put(x))
-    _equal(dev, y, ref_elementwise.relu_fwd(x))
-    y_ref = ref_elementwise.relu_fwd(x)
-    _equal(dev, elementwise.relu_bwd(dev.put(dy), y), ref_elementwise.relu_bwd(dy, y_ref))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -357,19 +197,6 @@ def test_dropout_rejects_bad_p(dev):
         elementwise.dropout_fwd(dev.put(np.ones(4, np.float32)), 1.0, 0)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("wd", [0.0, 5e-4])
-def test_sgd_update(dev, wd, dtype):
-    rng = _rng("sgd", wd)
-    p, g, v = (rng.standard_normal((5, 3, 2)).astype(dtype) for _ in range(3))
-    pd, vd = dev.put(p), dev.put(v)
-    assert elementwise.sgd_update(pd, dev.noncontiguous(g), vd, 0.01, 0.9, wd) is None
-    p_ref, v_ref = p.copy(), v.copy()
-    ref_elementwise.sgd_update(p_ref, g, v_ref, 0.01, 0.9, wd)
-    _close(dev, pd, p_ref, dtype)
-    _close(dev, vd, v_ref, dtype)
-
-
 def test_sgd_update_needs_contiguous_param(dev):
     p = dev.noncontiguous(np.zeros((3, 4), np.float32))
     z = dev.put(np.zeros((3, 4), np.float32))
@@ -378,22 +205,6 @@ def test_sgd_update_needs_contiguous_param(dev):
 
 
 # --- softmax cross-entropy -------------------------------------------------------------------
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("N,K", [(4, 10), (3, 1), (2, 300), (5, 37), (70, 3)], ids=str)
-def test_softmax_xent(dev, N, K, dtype):
-    rng = _rng("xent", N, K)
-    logits = (30.0 * rng.standard_normal((N, K))).astype(dtype)  # large: needs the max shift
-    labels = rng.integers(0, K, size=N)
-    loss_got, probs = loss.softmax_xent(dev.noncontiguous(logits), dev.put(labels))
-    loss_ref, probs_ref = ref_loss.softmax_xent(logits, labels)
-    _close(dev, probs, probs_ref, dtype)
-    loss_host = dev.get(loss_got)
-    assert loss_host.shape == () and loss_host.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(loss_host, loss_ref, **TOL[dtype])
-    d = loss.softmax_xent_bwd(probs, dev.put(labels.astype(np.int32)))
-    _close(dev, d, ref_loss.softmax_xent_bwd(probs_ref, labels), dtype)
-
 
 def test_softmax_xent_bad_label_gives_nan_and_bad_shapes_raise(dev):
     logits = dev.put(np.zeros((2, 3), np.float32))

@@ -70,7 +70,7 @@ def unpool_by_hand(r, switches, x_shape, k, s, p):
 def test_maxpool_deconv_unpools_through_the_switches(impl, k, s, p):
     """On every impl present: forward records switches at each window's maximum, deconv puts r
     there (overlapping windows, k=3 s=1, accumulate)."""
-    device = registry.IMPL_DEVICE[impl] or "cpu"
+    device = registry.impl_device(impl) or "cpu"
     x = tie_free((2, 3, 9, 8), seed=k * s + p)
     layer = MaxPool2d(k, s, p)
     with ops.use_impl(impl):

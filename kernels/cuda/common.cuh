@@ -1,6 +1,22 @@
 // Helpers shared by kernels/cuda/*.cu. The launcher's loader pastes this file in place of the
 // #include line, so CuPy's compile cache (keyed on the source text) sees any change to it;
 // nvcc resolves the #include itself.
+//
+// The declaration form every kernel file keeps, which the tests' CPU emulator
+// (tests/cuda_emu.py) parses to check each launch's arguments against the C signature:
+// - the kernel body is a template `template <typename T> __device__ void NAME(...)`;
+// - its entry points are declared inside one macro taking (T, SUF), on one logical line each
+//   (backslash continuations are fine):
+//       extern "C" __global__ void NAME_##SUF(PARAMS) { NAME<T>(...); }
+//   and the macro is instantiated as (float, f32) and (double, f64); the launcher asks for
+//   "NAME_f32" or "NAME_f64" (_loader.suffix). A variant is another NAME (lrn_fwd_ring).
+// - PARAMS are `const T*` / `T*` / `const long long*` / `unsigned char*` pointers and `T`,
+//   `long long`, `float`, `double` or `unsigned int` scalars, each with a name, no defaults;
+//   the launcher passes NumPy/CuPy scalars of exactly that width (_loader.i64 for long long);
+// - one-dimensional grids and blocks (blockIdx.x, threadIdx.x, blockDim.x, gridDim.x), loops
+//   that are correct for any grid (ZF_FOR_EACH), block sizes that are powers of two where a
+//   reduction needs it; __shared__ arrays of a fixed size and __syncthreads only (the emulator
+//   runs a block's threads as host threads and the blocks one after another).
 #ifndef ZF_COMMON_CUH
 #define ZF_COMMON_CUH
 

@@ -29,6 +29,36 @@ __device__ void lrn_fwd(const T* __restrict__ x, T* __restrict__ y, T* __restric
   }
 }
 
+// Variant "cuda:ring": one thread per (image, pixel) walks the channels, keeping the window's
+// x values in a ring of ZF_LRN_RING registers, so each x is read from memory once instead of
+// `size` times. The window is summed in the same order over the same values as lrn_fwd: the
+// results are bit-identical. The launcher uses it only for size <= ZF_LRN_RING.
+#define ZF_LRN_RING 16
+
+template <typename T>
+__device__ void lrn_fwd_ring(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ scale,
+                             long long N, long long C, long long HW, long long before,
+                             long long after, T alpha_over_size, T beta, T bias) {
+  ZF_FOR_EACH(idx, N * HW) {
+    const long long c0 = (idx / HW) * C * HW + idx % HW;  // channel 0 at this (n, pixel)
+    T ring[ZF_LRN_RING];
+    long long loaded = 0;  // channels [0, loaded) have been read into the ring
+    for (long long c = 0; c < C; ++c) {
+      const long long lo = c - before > 0 ? c - before : 0;
+      const long long hi = c + after < C - 1 ? c + after : C - 1;
+      for (; loaded <= hi; ++loaded) ring[loaded % ZF_LRN_RING] = x[c0 + loaded * HW];
+      T sum = T(0);
+      for (long long cc = lo; cc <= hi; ++cc) {
+        const T v = ring[cc % ZF_LRN_RING];
+        sum += v * v;
+      }
+      const T s = bias + alpha_over_size * sum;
+      scale[c0 + c * HW] = s;
+      y[c0 + c * HW] = ring[c % ZF_LRN_RING] * zf_pow(s, -beta);
+    }
+  }
+}
+
 // dy, x, y, scale: (N, C, HW) contiguous -> dx. coef = 2*alpha*beta/size.
 template <typename T>
 __device__ void lrn_bwd(const T* __restrict__ dy, const T* __restrict__ x,
@@ -56,6 +86,12 @@ __device__ void lrn_bwd(const T* __restrict__ dy, const T* __restrict__ x,
                                            long long after, T alpha_over_size, T beta,        \
                                            T bias) {                                          \
     lrn_fwd<T>(x, y, scale, N, C, HW, before, after, alpha_over_size, beta, bias);            \
+  }                                                                                           \
+  extern "C" __global__ void lrn_fwd_ring_##SUF(const T* x, T* y, T* scale, long long N,      \
+                                                long long C, long long HW, long long before,  \
+                                                long long after, T alpha_over_size, T beta,   \
+                                                T bias) {                                     \
+    lrn_fwd_ring<T>(x, y, scale, N, C, HW, before, after, alpha_over_size, beta, bias);       \
   }                                                                                           \
   extern "C" __global__ void lrn_bwd_##SUF(const T* dy, const T* x, const T* y,               \
                                            const T* scale, T* dx, long long N, long long C,   \

@@ -19,9 +19,24 @@ def _channels(shape, what: str):
     return int(shape[0]), int(shape[1]), hw
 
 
+RING = 16  # ZF_LRN_RING of lrn.cu: the widest window the ring variant holds
+
+
 @register("lrn_fwd", "cuda")
 def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     """x: (N, C, H, W) -> (y, scale), both (N, C, H, W); scale is kept for the backward."""
+    return _lrn_fwd("lrn_fwd", x, size, alpha, beta, bias)
+
+
+@register("lrn_fwd", "cuda:ring")
+def lrn_fwd_ring(x, size: int, alpha: float, beta: float, bias: float):
+    """lrn_fwd with one thread per (image, pixel) reading each x once (lrn.cu, "cuda:ring");
+    bit-identical to lrn_fwd. Windows wider than RING channels run lrn_fwd's kernel.
+    x: (N, C, H, W) -> (y, scale)."""
+    return _lrn_fwd("lrn_fwd_ring" if size <= RING else "lrn_fwd", x, size, alpha, beta, bias)
+
+
+def _lrn_fwd(kernel: str, x, size, alpha, beta, bias):
     xp = get_array_module(x)
     before, after = lrn_window(size)
     check_lrn("lrn_fwd", x)
@@ -30,7 +45,8 @@ def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     y = xp.empty_like(x)
     scale = xp.empty_like(x)
     T = x.dtype.type
-    _loader.launch_1d("lrn", "lrn_fwd", x.dtype, x.size,
+    threads = N * HW if kernel == "lrn_fwd_ring" else x.size
+    _loader.launch_1d("lrn", kernel, x.dtype, threads,
                       (x, y, scale) + _loader.i64(N, C, HW, before, after)
                       + (T(alpha / size), T(beta), T(bias)))
     return y, scale

@@ -6,6 +6,12 @@ versions register under ``"numba"`` (kernels/numba, CPU arrays) or ``"cuda"`` (k
 CuPy arrays). The public functions in :mod:`zfraw.ops` call :func:`lookup`, which picks the
 selected impl when it has that primitive and works on the array's device, else the reference.
 
+Variants: an impl may hold several versions of a primitive, registered as ``"<impl>:<name>"``
+(``"numba:scatter"``, ``"cuda:ring"``): numbered or named versions beside the default one, the
+llm.c habit. :func:`implementations` lists each, so the tests check every variant against the
+reference and the benchmarks time them side by side; ``set_impl("numba:scatter")`` makes
+:func:`lookup` take the variant where the primitive has one and the impl's default elsewhere.
+
 Kernel packages are imported lazily, the first time their impl is asked for, so the package
 imports and runs on a machine without Numba or CuPy.
 """
@@ -25,10 +31,26 @@ _load_errors: dict[str, str] = {}
 _selected = {"impl": None}  # None: the default, the fastest present for the array's device
 
 
+def base_impl(name: str) -> str:
+    """The impl of an implementation name: ``"numba:scatter"`` -> ``"numba"``; an error for
+    an unknown impl."""
+    impl = name.split(":", 1)[0]
+    if impl not in IMPLS or name.endswith(":"):
+        raise ValueError(f"unknown impl {name!r}; choose one of {', '.join(IMPLS)} "
+                         f"(or a variant such as numba:scatter)")
+    return impl
+
+
+def impl_device(name: str) -> str | None:
+    """Where an impl's (or variant's) arrays live: 'cpu', 'cuda', or None (any: the reference)."""
+    return IMPL_DEVICE[base_impl(name)]
+
+
 def register(op: str, impl: str):
-    """Decorator: register ``fn`` as implementation ``impl`` of primitive ``op``."""
-    if impl not in IMPLS:
-        raise ValueError(f"unknown impl {impl!r}; choose one of {IMPLS}")
+    """Decorator: register ``fn`` as implementation ``impl`` of primitive ``op``; ``impl`` is an
+    impl name or a variant ``"<impl>:<name>"``."""
+    if base_impl(impl) == "numpy" and impl != "numpy":
+        raise ValueError(f"the reference has no variants: {impl!r}")
 
     def deco(fn):
         _table[(op, impl)] = fn
@@ -72,13 +94,22 @@ def default_impl(device: str) -> str:
     return preferred if available(preferred) else "numpy"
 
 
+def variants(impl: str | None = None) -> list[str]:
+    """Every registered variant name (``"numba:scatter"``, ...), optionally of one impl's."""
+    names = {name for _, name in _table if ":" in name}
+    return sorted(n for n in names if impl is None or base_impl(n) == impl)
+
+
 def set_impl(impl: str | None) -> None:
-    """Select the impl used by :mod:`zfraw.ops` (None restores the per-device default)."""
+    """Select the impl (or variant) used by :mod:`zfraw.ops`; None restores the per-device
+    default."""
     if impl is not None:
-        if impl not in IMPLS:
-            raise ValueError(f"unknown impl {impl!r}; choose one of {', '.join(IMPLS)}")
-        if not available(impl):
-            raise RuntimeError(f"impl {impl!r} is not usable here: {_load_errors.get(impl)}")
+        base = base_impl(impl)
+        if not available(base):
+            raise RuntimeError(f"impl {base!r} is not usable here: {_load_errors.get(base)}")
+        if ":" in impl and impl not in variants(base):
+            known = ", ".join(variants(base)) or "none"
+            raise ValueError(f"unknown variant {impl!r}; {base} has: {known}")
     _selected["impl"] = impl
 
 
@@ -102,9 +133,21 @@ class use_impl:
         _selected["impl"] = self.saved
 
 
+def registered(op: str) -> dict[str, object]:
+    """Every implementation of ``op`` registered so far, usable here or not, by name: each
+    impl's default followed by its variants, the reference first."""
+    names = [name for o, name in _table if o == op]
+    order = {impl: k for k, impl in enumerate(IMPLS)}
+    names.sort(key=lambda n: (order[base_impl(n)], ":" in n, n))
+    return {n: _table[(op, n)] for n in names}
+
+
 def implementations(op: str) -> dict[str, object]:
-    """Every usable implementation of ``op``, by impl name (the reference first)."""
-    return {i: _table[(op, i)] for i in IMPLS if available(i) and (op, i) in _table}
+    """Every usable implementation of ``op`` (variants included), by name, the reference
+    first."""
+    for impl in IMPLS:
+        available(impl)  # imports the kernel packages, which register their versions
+    return {n: fn for n, fn in registered(op).items() if available(base_impl(n))}
 
 
 def ops() -> list[str]:
@@ -114,11 +157,13 @@ def ops() -> list[str]:
 
 def lookup(op: str, x):
     """The implementation of ``op`` to run on array ``x``: the selected (or default) impl when
-    it has ``op`` and runs on x's device, else the NumPy/xp reference."""
+    it has ``op`` and runs on x's device (a selected variant where ``op`` has it, else that
+    impl's default), else the NumPy/xp reference."""
     device = backend.device_of(x)
-    impl = _selected["impl"] or default_impl(device)
+    name = _selected["impl"] or default_impl(device)
+    impl = base_impl(name)
     if impl != "numpy" and IMPL_DEVICE[impl] == device and _load(impl):
-        fn = _table.get((op, impl))
+        fn = _table.get((op, name)) or _table.get((op, impl))
         if fn is not None:
             return fn
     return _table[(op, "numpy")]
