@@ -39,7 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 argument_default=argparse.SUPPRESS)
     p.add_argument("--arch", help=f"{' | '.join(ARCHS)}, each optionally with variants: "
                    f"zf-64+no-fc67 (python -m zfraw.nets --variants lists them; default {d.arch})")
-    p.add_argument("--data", help="synthetic[:N] | tiny-imagenet:PATH | folder:PATH | "
+    p.add_argument("--data", help="synthetic[:N] | tiny-imagenet[-N]:PATH | folder:PATH | "
                    f"caltech101:PATH (default {d.data})")
     p.add_argument("--epochs", type=int, help=f"total epochs of the run (default {d.epochs})")
     p.add_argument("--batch-size", type=int, help=f"(default {d.batch_size})")

@@ -62,6 +62,28 @@ def test_tiny_imagenet_layout(tmp_path):
     np.testing.assert_array_equal(val.boxes[5], [0, 0, 16, 6])
 
 
+def test_tiny_imagenet_first_classes_spec(tmp_path):
+    """tiny-imagenet-N:PATH keeps the first N classes' images, labels, boxes and files, in
+    order; N outside 1..classes is a DataError naming the count."""
+    from zfraw.data import load_spec
+    root = str(tmp_path / "tiny")
+    make_tiny(root)
+    cache = str(tmp_path / "cache")
+    full_train, full_val = load_spec(f"tiny-imagenet:{root}", 16, cache_dir=cache)
+    train, val = load_spec(f"tiny-imagenet-2:{root}", 16, cache_dir=cache)
+    assert train.classes == WNIDS[:2] and train.names == ["cat", "dog"]
+    for part, full in ((train, full_train), (val, full_val)):
+        keep = full.labels < 2
+        np.testing.assert_array_equal(part.labels, full.labels[keep])
+        np.testing.assert_array_equal(part.images, full.images[keep])
+        np.testing.assert_array_equal(part.boxes, full.boxes[keep])
+        assert part.files == [f for f, k in zip(full.files, keep) if k]
+    assert len(train) == 6 and len(val) == 4
+    for bad in ("tiny-imagenet-0", "tiny-imagenet-4"):
+        with pytest.raises(DataError, match="between 1 and the dataset's 3 classes"):
+            load_spec(f"{bad}:{root}", 16, cache_dir=cache)
+
+
 def test_tiny_imagenet_upsampled_boxes_map(tmp_path):
     root = str(tmp_path / "tiny")
     make_tiny(root)

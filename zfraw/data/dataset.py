@@ -63,6 +63,15 @@ class Dataset:
         return self.images.shape[1]
 
 
+def first_classes(ds: Dataset, n: int) -> Dataset:
+    """The images of ``ds``'s first ``n`` classes (labels 0..n-1 keep their indices)."""
+    keep = np.flatnonzero(ds.labels < n)
+    return Dataset(images=ds.images[keep], labels=ds.labels[keep],
+                   boxes=None if ds.boxes is None else ds.boxes[keep],
+                   classes=list(ds.classes[:n]), names=list(ds.names[:n]),
+                   files=[ds.files[i] for i in keep] if ds.files else [])
+
+
 def default_cache_dir() -> str:
     """$ZFRAW_CACHE, else ~/.cache/zfraw."""
     return os.environ.get("ZFRAW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zfraw")

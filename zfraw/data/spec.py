@@ -3,6 +3,7 @@
     synthetic            the built-in dataset, 10,000 train + 2,000 val images
     synthetic:N          N train + N // 5 val images
     tiny-imagenet:PATH   Tiny ImageNet original layout (zfraw.data.tiny_imagenet)
+    tiny-imagenet-N:PATH its first N classes (wnids.txt order), for runs at a smaller scale
     folder:PATH          PATH/train/<class>/*, PATH/val/<class>/* (zfraw.data.folders)
     caltech101:PATH      Caltech-101, 30 train / up to 50 test per class (zfraw.data.caltech101)
     caltech101-N:PATH    the same with N training images per class (the paper: 15 or 30)
@@ -17,7 +18,7 @@ import os
 import re
 
 from .caltech101 import N_TEST, load_caltech101, load_caltech256
-from .dataset import Dataset
+from .dataset import Dataset, first_classes
 from .folders import load_folder
 from .images import DataError
 from .synthetic import CLASSES, synthetic_splits
@@ -25,6 +26,7 @@ from .tiny_imagenet import load_tiny_imagenet
 
 KINDS = ("synthetic", "tiny-imagenet", "folder", "caltech101", "caltech256")
 CALTECH = re.compile(r"^(caltech101|caltech256)(?:-(\d+))?$")
+TINY_SUBSET = re.compile(r"^tiny-imagenet-(\d+)$")
 
 
 def caltech_kind(kind: str):
@@ -46,7 +48,7 @@ def parse_spec(spec: str) -> tuple[str, str | int | None]:
     Raises :class:`DataError` for an unknown kind, a bad N, or a path that does not exist.
     """
     kind, sep, arg = spec.partition(":")
-    if kind not in KINDS and not caltech_kind(kind):
+    if kind not in KINDS and not caltech_kind(kind) and not TINY_SUBSET.match(kind):
         raise DataError(f"unknown dataset kind {kind!r} in {spec!r}; choose one of "
                         + ", ".join(KINDS) + " (e.g. synthetic, synthetic:2000, tiny-imagenet:PATH)")
     if kind == "synthetic":
@@ -77,6 +79,14 @@ def load_spec(spec: str, size: int, seed: int = 0, cache_dir: str | None = None,
                              names=list(CLASSES)) for im, lab, box in parts)
     if kind == "tiny-imagenet":
         return load_tiny_imagenet(arg, size, cache_dir, on_error)
+    subset = TINY_SUBSET.match(kind)
+    if subset:
+        n = int(subset.group(1))
+        train, val = load_tiny_imagenet(arg, size, cache_dir, on_error)
+        if not 1 <= n <= train.num_classes:
+            raise DataError(f"{kind}: N must be between 1 and the dataset's {train.num_classes} "
+                            f"classes, got {n}")
+        return first_classes(train, n), first_classes(val, n)
     if kind == "folder":
         return load_folder(arg, size, cache_dir, on_error)
     base, n_train = caltech_kind(kind)
