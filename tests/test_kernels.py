@@ -301,7 +301,7 @@ def test_a_selected_variant_is_used_where_it_exists_and_the_default_elsewhere():
         assert registry.lookup("col2im", x) is registry.implementations("col2im")["numba:scatter"]
         assert registry.lookup("im2col", x) is registry.implementations("im2col")["numba"]
     assert registry.lookup("col2im", x) is registry.implementations("col2im")["numba"]
-    with pytest.raises(ValueError, match="unknown variant 'numba:nope'; numba has: numba:scatter"):
+    with pytest.raises(ValueError, match="unknown variant 'numba:nope'; numba has: .*numba:scatter"):
         registry.set_impl("numba:nope")
     with pytest.raises(ValueError, match="unknown impl 'fortran:v1'"):
         registry.set_impl("fortran:v1")
