@@ -6,6 +6,10 @@ The squares are Captum's: side ``2 * stride``, top-left corners at multiples of 
 fit in the image. All three compute the class probability (softmax) under every square; the
 check compares Captum's attribution map with the same map computed from zfraw's probabilities
 (each pixel: the mean, over the squares covering it, of p(unoccluded) - p(occluded)).
+
+"MAC bound": a full forward's multiply-adds per image over the incremental sweep's per
+occluded copy (conv and fc layers, counted on the windows it ran): the speed-up over the plain
+sweep that the incremental one would reach if its products ran as fast as the full forward's.
 """
 from __future__ import annotations
 
@@ -60,8 +64,12 @@ def run_occlusion(repeat: int, with_torch: bool, log=print) -> list[dict]:
 
         def incremental():
             occ = IncrementalOcclusion(net, image, LAYER)   # its base forward is timed too
-            results["incremental"] = np.concatenate([occ(boxes[i:i + BATCH])[0]
-                                                     for i in range(0, len(boxes), BATCH)])
+            probs, macs = [], 0
+            for i in range(0, len(boxes), BATCH):
+                probs.append(occ(boxes[i:i + BATCH])[0])
+                macs += occ.last_macs
+            results["incremental"] = np.concatenate(probs)
+            results["mac bound"] = occ.full_macs_per_image * len(boxes) / macs
 
         candidates = {"zfraw plain": (plain, "cpu"), "zfraw incremental": (incremental, "cpu")}
         if with_torch:
@@ -73,6 +81,7 @@ def run_occlusion(repeat: int, with_torch: bool, log=print) -> list[dict]:
                **{f"{n} s": t["median_s"] for n, t in times.items()},
                "incremental vs plain": times["zfraw plain"]["median_s"]
                / times["zfraw incremental"]["median_s"],
+               "MAC bound": results["mac bound"],
                "max abs diff of p, incremental vs plain": float(np.abs(
                    results["incremental"][:, label] - results["plain"][:, label]).max())}
         if "captum" in times:

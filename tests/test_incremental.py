@@ -59,3 +59,21 @@ def test_no_projection_from_the_patched_layers():
     IncrementalOcclusion(net, image, "relu5")([(0, 0, 4, 4)])
     with pytest.raises(ValueError, match="forward"):
         net.project("relu5", np.zeros((1,) + net.output_shape("relu5"), np.float32))
+
+
+def test_the_multiply_adds_counted_are_the_windows_ones():
+    """last_macs: a box over the whole image costs a full forward per copy; a small box costs
+    less, exactly the conv products on its windows plus the layers run in full."""
+    net = build("zf-32", 10, width=0.125, init="he", seed=0).eval()
+    image = np.random.default_rng(6).standard_normal(net.input_shape).astype(np.float32)
+    occ = IncrementalOcclusion(net, image, "relu5")
+    full = sum(ly.macs(shape) for ly, shape in zip(net.layers, net.shapes))
+    assert occ.full_macs_per_image == full
+    occ([(0, 0, 32, 32), (0, 0, 32, 32)])
+    assert occ.last_macs == 2 * full
+    occ([(0, 0, 4, 4)])
+    conv1 = net.layers[0]      # 3x3 / 1, pad 1: a 4x4 box in the corner changes 5x5 outputs
+    assert (conv1.k, conv1.stride, conv1.pad) == (3, 1, 1)
+    fc = sum(ly.macs(shape) for ly, shape in zip(net.layers, net.shapes) if ly.kind == "fc")
+    conv1_window = 5 * 5 * conv1.out_ch * conv1.in_ch * 9
+    assert fc + conv1_window < occ.last_macs < full

@@ -48,12 +48,12 @@ def _out_window(a, h, size_out, k, s, pad_begin):
     return o0, o1
 
 
-def _read(base, patch, start, region, fill):
-    """base (C, H, W) with patch (C, h, w) laid over it at start (y, x), read over region
-    (r0, c0, r1, c1), which may reach outside the map: there it is ``fill``. -> (C, r1-r0, c1-c0)."""
-    c, hh, ww = base.shape
+def _read(out, base, patch, start, region):
+    """Write into ``out`` (C, r1-r0, c1-c0), which holds the fill value, base (C, H, W) with
+    patch (C, h, w) laid over it at start (y, x), read over region (r0, c0, r1, c1); where the
+    region reaches outside the map, ``out`` keeps the fill."""
+    _, hh, ww = base.shape
     r0, c0, r1, c1 = region
-    out = np.full((c, r1 - r0, c1 - c0), fill, base.dtype)
     y0, y1, x0, x1 = max(r0, 0), min(r1, hh), max(c0, 0), min(c1, ww)
     out[:, y0 - r0:y1 - r0, x0 - c0:x1 - c0] = base[:, y0:y1, x0:x1]
     py, px = start
@@ -61,7 +61,6 @@ def _read(base, patch, start, region, fill):
     a0, a1, b0, b1 = max(py, r0), min(py + ph, r1), max(px, c0), min(px + pw, c1)
     if a0 < a1 and b0 < b1:
         out[:, a0 - r0:a1 - r0, b0 - c0:b1 - c0] = patch[:, a0 - py:a1 - py, b0 - px:b1 - px]
-    return out
 
 
 def _complete(base, patches, starts):
@@ -79,7 +78,10 @@ class IncrementalOcclusion:
     host) with each box (y0, x0, y1, x1) set to ``fill``, equal to a full forward of the
     occluded copies. Every layer of the net from ``layer`` on may be anything; the layers before
     the first Flatten must be convolutions, max poolings or pointwise layers (the others
-    are run in full). The net runs in eval mode on the CPU."""
+    are run in full). The net runs in eval mode on the CPU.
+
+    ``last_macs``: the multiply-adds (conv and fc) the last call did, against
+    ``full_macs_per_image`` for a full forward: their ratio per copy bounds the speed-up."""
 
     def __init__(self, net, image: np.ndarray, layer: str):
         if net.device != "cpu":
@@ -89,6 +91,8 @@ class IncrementalOcclusion:
         names = [ly.name for ly in net.layers]
         _, acts = net.forward(self.image[None], capture=names)
         self.base = [self.image] + [acts[n][0] for n in names]    # input of layer i: base[i]
+        self.full_macs_per_image = sum(ly.macs(shape) for ly, shape in zip(net.layers, net.shapes))
+        self.last_macs = 0
 
     def __call__(self, boxes, fill: float = 0.0):
         image, (_, hh, ww) = self.image, self.image.shape
@@ -104,10 +108,12 @@ class IncrementalOcclusion:
         # The layers are run here one by one, on patches: no forward of the net is complete,
         # so nothing may be projected from their saved state afterwards.
         self.net.last_forward = None
+        self.last_macs = 0
         for i, layer in enumerate(self.net.layers):
             if full is None and not isinstance(layer, (Conv2d, MaxPool2d) + POINTWISE):
                 full = _complete(self.base[i], patches, starts)
             if full is not None:
+                self.last_macs += len(full) * layer.macs(full.shape[1:])
                 full = layer.forward(full)
             elif isinstance(layer, POINTWISE):
                 patches = layer.forward(patches)
@@ -136,6 +142,11 @@ class IncrementalOcclusion:
         fill = 0.0 if isinstance(layer, Conv2d) else -np.inf
         regions = [(y * s - pt, x * s - pl, (y + h - 1) * s - pt + k, (x + w - 1) * s - pl + k)
                    for y, x in out_starts]
-        sub = np.stack([_read(self.base[i], p, st, r, fill)
-                        for p, st, r in zip(patches, starts, regions)])
-        return _unpadded(layer).forward(sub), out_starts
+        base = self.base[i]
+        sub = np.full((len(patches), base.shape[0], (h - 1) * s + k, (w - 1) * s + k), fill,
+                      base.dtype)
+        for out, p, st, r in zip(sub, patches, starts, regions):
+            _read(out, base, p, st, r)
+        unpadded = _unpadded(layer)
+        self.last_macs += len(sub) * unpadded.macs(sub.shape[1:])
+        return unpadded.forward(sub), out_starts
