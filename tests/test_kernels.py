@@ -97,6 +97,11 @@ def test_winograd_transforms(run, impl, dtype, shape, pad, nc):
     dy = rand(rng, (shape[0], 5, oh, ow), dtype, nc)
     assert_close(run("winograd_output_adjoint", impl, dy),
                  reference("winograd_output_adjoint", dy), dtype)
+    W = rand(rng, (5, shape[1], 3, 3), dtype, nc)
+    assert_close(run("winograd_filter", impl, W), reference("winograd_filter", W), dtype)
+    dU = rand(rng, (16, 5, shape[1]), dtype, nc)
+    assert_close(run("winograd_filter_adjoint", impl, dU),
+                 reference("winograd_filter_adjoint", dU), dtype)
 
 
 @pytest.mark.parametrize("impl", kernel_impls("im2col"))

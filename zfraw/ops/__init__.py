@@ -35,6 +35,8 @@ dropout_fwd = _dispatched("dropout_fwd", elementwise.dropout_fwd)
 sgd_update = _dispatched("sgd_update", elementwise.sgd_update)
 softmax_xent = _dispatched("softmax_xent", loss.softmax_xent)
 softmax_xent_bwd = _dispatched("softmax_xent_bwd", loss.softmax_xent_bwd)
+winograd_filter = _dispatched("winograd_filter", winograd.filter_transform)
+winograd_filter_adjoint = _dispatched("winograd_filter_adjoint", winograd.filter_transform_adjoint)
 winograd_input = _dispatched("winograd_input", winograd.input_transform)
 winograd_input_adjoint = _dispatched("winograd_input_adjoint", winograd.input_transform_adjoint)
 winograd_output = _dispatched("winograd_output", winograd.output_transform)
@@ -55,7 +57,7 @@ def rectify(r):
 
 __all__ = ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "unpool", "lrn_fwd", "lrn_bwd",
            "relu_fwd", "relu_bwd", "rectify", "dropout_fwd", "sgd_update", "softmax_xent",
-           "softmax_xent_bwd", "winograd_input", "winograd_input_adjoint", "winograd_output",
+           "softmax_xent_bwd", "winograd_filter", "winograd_filter_adjoint", "winograd_input", "winograd_input_adjoint", "winograd_output",
            "winograd_output_adjoint", "check_window", "conv_out_size", "pads4", "available",
            "available_impls", "default_impl", "get_impl", "implementations", "lookup", "ops",
            "register", "set_impl", "use_impl"]

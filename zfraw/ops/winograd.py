@@ -47,6 +47,7 @@ def _mat(m, dtype, xp):
     return xp.asarray(m, dtype=dtype)
 
 
+@register("winograd_filter", "numpy")
 def filter_transform(W):
     """U = G g G^T of every filter: W (F, C, 3, 3) -> U (16, F, C)."""
     xp = get_array_module(W)
@@ -56,6 +57,7 @@ def filter_transform(W):
     return xp.ascontiguousarray(u.transpose(2, 3, 0, 1)).reshape(16, f, c)
 
 
+@register("winograd_filter_adjoint", "numpy")
 def filter_transform_adjoint(dU):
     """The filters' gradient from the transformed one: dU (16, F, C) -> dW (F, C, 3, 3)."""
     xp = get_array_module(dU)
