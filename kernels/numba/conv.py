@@ -30,46 +30,43 @@ from zfraw.ops.registry import register
 from ._util import as_c, floats_only
 
 
+@njit(cache=True, inline="always")
+def _unfold_plane(x, n, c, i, j, stride, pt, pl, OH, OW, dst):
+    """dst (OH*OW,) = window offset (i, j) of image n, channel c: its OH x OW taps, zero where
+    they fall in the padding."""
+    H, W = x.shape[2:]
+    for oh in range(OH):
+        h = oh * stride + i - pt
+        base = oh * OW
+        if h < 0 or h >= H:  # a row of padding
+            for ow in range(OW):
+                dst[base + ow] = 0
+        else:
+            src = x[n, c, h]
+            for ow in range(OW):
+                w = ow * stride + j - pl
+                dst[base + ow] = src[w] if w >= 0 and w < W else 0
+
+
 @njit(parallel=True, cache=True)
 def _im2col(x, kh, kw, stride, pt, pl, OH, OW, cols):
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     for row in prange(C * kh * kw):  # one row of the columns, all images, per task
         c, i, j = row // (kh * kw), (row // kw) % kh, row % kw
         for n in range(N):
-            dst = cols[row, n]
-            for oh in range(OH):
-                h = oh * stride + i - pt
-                base = oh * OW
-                if h < 0 or h >= H:  # a row of padding
-                    for ow in range(OW):
-                        dst[base + ow] = 0
-                else:
-                    src = x[n, c, h]
-                    for ow in range(OW):
-                        w = ow * stride + j - pl
-                        dst[base + ow] = src[w] if w >= 0 and w < W else 0
+            _unfold_plane(x, n, c, i, j, stride, pt, pl, OH, OW, cols[row, n])
 
 
 @njit(parallel=True, cache=True)
 def _im2col_planes(x, kh, kw, stride, pt, pl, OH, OW, cols):
     """im2col with one (image, channel) plane per parallel task (the variant numba:planes)."""
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         for i in range(kh):
             for j in range(kw):
-                dst = cols[(c * kh + i) * kw + j, n]
-                for oh in range(OH):
-                    h = oh * stride + i - pt
-                    base = oh * OW
-                    if h < 0 or h >= H:  # a row of padding
-                        for ow in range(OW):
-                            dst[base + ow] = 0
-                    else:
-                        src = x[n, c, h]
-                        for ow in range(OW):
-                            w = ow * stride + j - pl
-                            dst[base + ow] = src[w] if w >= 0 and w < W else 0
+                _unfold_plane(x, n, c, i, j, stride, pt, pl, OH, OW,
+                              cols[(c * kh + i) * kw + j, n])
 
 
 @njit(parallel=True, cache=True)
