@@ -6,9 +6,10 @@ GFLOP/s (2 flops per multiply-add; the backward does twice the forward's work: w
 input gradients) against the matmul ceiling; the others report GB/s of their input and output
 tensors (the primitive table has the exact bytes) against the copy ceiling.
 
-3x3 stride-1 conv layers also run as ``<impl>+winograd`` (Winograd F(2x2, 3x3), the layout
-zfraw/layers/conv.py uses where its WINOGRAD setting enables it for the device); their GFLOP/s
-are effective ones (the direct convolution's flops over the time), so they compare directly.
+3x3 stride-1 conv layers also run in the layout the default did not take: ``<impl>+winograd``
+(Winograd F(2x2, 3x3)) where zfraw/layers/conv.py's WINOGRAD setting leaves the device on
+im2col, ``<impl>+im2col`` where it chose Winograd; GFLOP/s are effective ones (the direct
+convolution's flops over the time), so the two compare directly.
 A layer whose primitives have variants in the registry (``numba:scatter`` for col2im, ...)
 also runs under each variant, named as the variant.
 """
@@ -31,9 +32,14 @@ PRIMITIVES = {"conv": ("im2col", "col2im"), "pool": ("maxpool_fwd", "maxpool_bwd
               "lrn": ("lrn_fwd", "lrn_bwd"), "relu": ("relu_fwd", "relu_bwd")}
 
 
-def _variants(impl: str, kind: str) -> list[str]:
-    """The variants of ``impl`` that replace a primitive layers of ``kind`` run."""
-    ops = PRIMITIVES.get(kind, ())
+WINOGRAD_PRIMITIVES = ("winograd_filter", "winograd_filter_adjoint", "winograd_input",
+                       "winograd_input_adjoint", "winograd_output", "winograd_output_adjoint")
+
+
+def _variants(impl: str, layer) -> list[str]:
+    """The variants of ``impl`` that replace a primitive ``layer`` runs (in its layout)."""
+    winograd = getattr(layer, "layout", None) == conv_module.WINOGRAD_LAYOUT
+    ops = WINOGRAD_PRIMITIVES if winograd else PRIMITIVES.get(layer.kind, ())
     return [v for v in registry.variants(impl)
             if any(v in registry.implementations(op) for op in ops)]
 
@@ -77,17 +83,18 @@ def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: b
                 with registry.use_impl(impl):
                     dev_layer.forward(xd)  # the state its backward reads
                 candidates[impl] = (_call(impl, dev_layer, pass_, xd, dyd), device)
-                for variant in _variants(impl, layer.kind):
+                for variant in _variants(impl, dev_layer):
                     vl = copy.copy(dev_layer)
                     with registry.use_impl(variant):
                         vl.forward(xd)
                     candidates[variant] = (_call(variant, vl, pass_, xd, dyd), device)
                 if impl != "numpy" and _winograd_shape(layer):
+                    other = dev_layer.layout != conv_module.WINOGRAD_LAYOUT   # winograd?
                     wl = copy.copy(dev_layer)      # same weights, its own saved state
-                    with registry.use_impl(impl), _winograd(device):
+                    with registry.use_impl(impl), _winograd(device, other):
                         wl.forward(xd)
-                    candidates[f"{impl}+winograd"] = (
-                        _call(impl, wl, pass_, xd, dyd, winograd_on=device), device)
+                    candidates[f"{impl}+{'winograd' if other else 'im2col'}"] = (
+                        _call(impl, wl, pass_, xd, dyd, (device, other)), device)
             for name, dev, model, tdev in peers:
                 fwd, bwd = torch_peer.layer_calls(model, layer.name, x_in, dy, tdev)
                 candidates[name] = (fwd if pass_ == "forward" else bwd, dev)
@@ -112,15 +119,15 @@ def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: b
 
 
 class _winograd:
-    """Context manager: Winograd on for ``device`` (None: leave the setting alone)."""
+    """Context manager: Winograd on (or off) for ``device`` (None: leave the setting alone)."""
 
-    def __init__(self, device):
-        self.device = device
+    def __init__(self, device, on: bool = True):
+        self.device, self.on = device, on
 
     def __enter__(self):
         if self.device is not None:
             self.saved = conv_module.WINOGRAD[self.device]
-            conv_module.WINOGRAD[self.device] = True
+            conv_module.WINOGRAD[self.device] = self.on
 
     def __exit__(self, *exc):
         if self.device is not None:
@@ -131,14 +138,15 @@ def _winograd_shape(layer) -> bool:
     return layer.kind == "conv" and layer.k == 3 and layer.stride == 1 and layer.groups == 1
 
 
-def _call(impl, layer, pass_, x, dy, winograd_on=None):
+def _call(impl, layer, pass_, x, dy, winograd=(None, True)):
+    """One pass of ``layer`` under ``impl``; ``winograd``: (device, on) for :class:`_winograd`."""
     if pass_ == "forward":
         def fn():
-            with registry.use_impl(impl), _winograd(winograd_on):
+            with registry.use_impl(impl), _winograd(*winograd):
                 layer.forward(x)
     else:
         def fn():
-            with registry.use_impl(impl), _winograd(winograd_on):
+            with registry.use_impl(impl), _winograd(*winograd):
                 layer.backward(dy)
     return fn
 
