@@ -92,13 +92,13 @@ def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, 
     with pytest.raises(RuntimeError, match="killed"):
         experiments_cli.main(["table3", "--out", str(out)] + TOY)
     first = {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows}
-    partial = json.loads((out / "results.json").read_text())
+    partial = json.loads((out / "table3.json").read_text())
     assert [r["status"] for r in partial["rows"][:3]] == ["done", "done", "not trained"]
 
     monkeypatch.setattr(tables, "train", real_train)
     assert experiments_cli.main(["table3", "--out", str(out)] + TOY) == 0
     assert {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows} == first
-    result = json.loads((out / "results.json").read_text())
+    result = json.loads((out / "table3.json").read_text())
     assert [r["status"] for r in result["rows"]] == ["done"] * 7
     for r in result["rows"]:
         assert r["epochs"] == 1 and 0 <= r["val_top1_err"] <= 100
@@ -106,9 +106,20 @@ def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, 
         assert r["val_top1_err"] == pytest.approx(100 * (1 - record["val_top1"]))
         assert RunDir(r["run"]).read_config()["arch"] == r["arch"]
     assert all(o["holds"] in (True, False) for o in result["orderings"])
-    md = (out / "results.md").read_text()
+    md = (out / "table3.md").read_text()
     assert "| removed fc6, fc7 | `zf-32+no-fc67` | 1 |" in md and "44.8" in md
     assert "width 0.125, 1 epochs" in md
+
+
+def test_experiments_sharing_a_folder_keep_their_own_results(tmp_path):
+    """table2 and table3 share rows when given one --out: each writes its own files."""
+    from zfraw.experiments.results import write_results
+    for name in ("table2", "table3"):
+        write_results(tmp_path, {"experiment": name, "title": name.upper(), "scale": "toy",
+                                 "rows": [], "orderings": [], "notes": []})
+    for name in ("table2", "table3"):
+        assert json.loads((tmp_path / f"{name}.json").read_text())["title"] == name.upper()
+        assert name.upper() in (tmp_path / f"{name}.md").read_text()
 
 
 def test_table2_needs_a_base_with_an_alexnet_twin(tmp_path, capsys):

@@ -62,7 +62,7 @@ def test_table4_pretrained_rows_leave_the_net_untouched_and_cache_features(
             "--out", str(tmp_path / "t4"), "--splits", "3", "--train-sizes", "4", "8",
             "--no-scratch", "--impl", "numpy"]
     assert experiments_cli.main(argv) == 0
-    result = json.loads((tmp_path / "t4" / "results.json").read_text())
+    result = json.loads((tmp_path / "t4" / "table4.json").read_text())
     assert [r["train_per_class"] for r in result["rows"]] == [4, 8]
     for r in result["rows"]:
         assert r["splits"] == 3 and 0 <= r["accuracy"] <= 100 and r["std"] >= 0
@@ -70,7 +70,7 @@ def test_table4_pretrained_rows_leave_the_net_untouched_and_cache_features(
     assert (source_run / "last.npz").read_bytes() == before       # frozen: never trained
     assert experiments_cli.main(argv) == 0
     assert len(calls) == 1                                         # second run: from the cache
-    assert json.loads((tmp_path / "t4" / "results.json").read_text())["rows"] == result["rows"]
+    assert json.loads((tmp_path / "t4" / "table4.json").read_text())["rows"] == result["rows"]
 
 
 def test_table4_scratch_rows_are_run_folders(tmp_path, source_run, caltech_tree):
@@ -79,7 +79,7 @@ def test_table4_scratch_rows_are_run_folders(tmp_path, source_run, caltech_tree)
             "--arch", "zf-32", "--width", "0.125", "--epochs", "1", "--batch-size", "4",
             "--init", "he", "--input-scale", "0.015625", "--impl", "numpy", "--no-progress"]
     assert experiments_cli.main(argv) == 0
-    rows = json.loads((tmp_path / "t4" / "results.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "t4" / "table4.json").read_text())["rows"]
     scratch = [r for r in rows if r["row"] == "trained from scratch"]
     assert len(scratch) == 1
     accs = [RunDir(tmp_path / "t4" / f"scratch-4-split-{s}").read_metrics()[-1]
@@ -95,14 +95,15 @@ def test_table7_and_fig9_run_on_a_generated_tree(tmp_path, source_run, caltech_t
             "--impl", "numpy"]
     assert experiments_cli.main(["table7", "--out", str(tmp_path / "t7"),
                                  "--train-sizes", "6"] + base) == 0
-    rows = json.loads((tmp_path / "t7" / "results.json").read_text())["rows"]
+    rows = json.loads((tmp_path / "t7" / "table7.json").read_text())["rows"]
     assert [r["row"] for r in rows][:2] == ["svm on relu1", "softmax on relu1"]
     assert len(rows) == 14 and all(0 <= r["accuracy"] <= 100 for r in rows)
     assert rows[0]["features"] == 12 * 4                             # 12 relu1 maps x 2x2 cells
     assert experiments_cli.main(["fig9", "--out", str(tmp_path / "f9"),
                                  "--train-sizes", "2", "4", "6"] + base) == 0
     assert (tmp_path / "f9" / "fig9.png").stat().st_size > 0
-    md = (tmp_path / "f9" / "results.md").read_text()
+    md = (tmp_path / "f9" / "fig9.md").read_text()
+    assert not (tmp_path / "f9" / "table4.md").exists()
     assert md.count("| pretrained, new softmax on relu7") == 3
 
 

@@ -1,7 +1,7 @@
 """The paper's experiments as commands: ``python -m zfraw.experiments NAME --data SPEC --out DIR``.
 
 Each experiment is a set of ordinary run folders (resumable, reportable) plus a results table,
-``DIR/results.json`` and ``DIR/results.md``, with the paper's numbers in the next column, the
+``DIR/<experiment>.json`` and ``DIR/<experiment>.md``, with the paper's numbers in the next column, the
 scale used, and whether the paper's orderings hold at that scale.
 """
 from .caltech import CALTECH_EXPERIMENTS

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"results: {a.out}/results.md")
+    print(f"results: {a.out}/{a.experiment}.md")
     return 130 if result.get("interrupted") else 0
 
 

@@ -120,8 +120,9 @@ def _scratch(base, kind, root, n_train, splits, out, log):
 
 
 def table4(base: TrainConfig, out, log, source=None, splits: int = 5, train_sizes=None,
-           scratch: bool = True) -> dict:
-    """Table 4 (``--data caltech101:PATH``) or Table 5 (``caltech256:PATH``)."""
+           scratch: bool = True, write: bool = True) -> dict:
+    """Table 4 (``--data caltech101:PATH``) or Table 5 (``caltech256:PATH``); ``write``: write
+    its results files (fig9 writes its own instead)."""
     kind, root = _caltech(base)
     sizes = train_sizes or ((15, 30) if kind == "caltech101" else (15, 30, 45, 60))
     _, _, net, _, _ = _source(source)
@@ -148,7 +149,8 @@ def table4(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
               + ", mean per-class accuracy (%)",
               "scale": source_text(source, base, scratch) + f"; {splits} random splits",
               "rows": rows, "orderings": _pretrained_beats_scratch(rows), "notes": []}
-    write_results(out, result, accuracy=True)
+    if write:
+        write_results(out, result, accuracy=True)
     return result
 
 
@@ -171,7 +173,7 @@ def fig9(base: TrainConfig, out, log, source=None, splits: int = 5, train_sizes=
     ``scratch``)."""
     kind, root = _caltech(base)
     sizes = train_sizes or ((5, 10, 15, 20, 25, 30) if kind == "caltech101" else (15, 30, 45, 60))
-    result = table4(base, out, log, source, splits, sizes, scratch)
+    result = table4(base, out, log, source, splits, sizes, scratch, write=False)
     result.update(experiment="fig9", title=f"Fig. 9: {kind} accuracy against training images "
                   "per class (%)")
     write_results(out, result, accuracy=True)

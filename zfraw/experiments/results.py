@@ -62,11 +62,13 @@ def markdown(result: dict, accuracy: bool = False) -> str:
 
 
 def write_results(out, result: dict, accuracy: bool = False) -> tuple[Path, Path]:
-    """Write ``out/results.json`` and ``out/results.md`` (atomically); returns both paths.
-    ``accuracy``: see :func:`markdown`."""
+    """Write ``out/<experiment>.json`` and ``out/<experiment>.md`` (atomically; e.g.
+    ``table3.md``), so experiments sharing a folder (table2 and table3 share rows) keep their
+    own results; returns both paths. ``accuracy``: see :func:`markdown`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    js, md = out / "results.json", out / "results.md"
+    name = result["experiment"]
+    js, md = out / f"{name}.json", out / f"{name}.md"
     write_atomic(js, json.dumps(result, indent=1) + "\n")
     write_atomic(md, markdown(result, accuracy))
     return js, md
