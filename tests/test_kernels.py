@@ -31,7 +31,8 @@ EMU = "@emu"
 def kernel_impls(op):
     """pytest params: every non-reference version of ``op`` that runs here, the emulated CUDA
     ones included (a skip when there is none)."""
-    native = [n for n in registry.implementations(op) if n != "numpy"]
+    native = [pytest.param(n, marks=pytest.mark.cuda) if is_cuda(n) else n
+              for n in registry.implementations(op) if n != "numpy"]   # -m cuda: the GPU ones
     emulated = ([n + EMU for n in registry.registered(op) if registry.base_impl(n) == "cuda"]
                 if cuda_emu.available() else [])
     return native + emulated or [pytest.param(None, marks=pytest.mark.skip(
@@ -276,7 +277,8 @@ BAD_CALLS = [  # (op, args): each must raise the reference's ValueError, message
 def test_bad_input_errors_match_reference(run, op, args):
     with pytest.raises(ValueError) as ref_err:
         reference(op, *args)
-    impls = [i for i in kernel_impls(op) if isinstance(i, str)]
+    impls = [i if isinstance(i, str) else i.values[0] for i in kernel_impls(op)]
+    impls = [i for i in impls if i is not None]
     if not impls:
         pytest.skip(f"no kernel for {op}")
     for impl in impls:
