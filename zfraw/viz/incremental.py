@@ -91,7 +91,7 @@ class IncrementalOcclusion:
         names = [ly.name for ly in net.layers]
         _, acts = net.forward(self.image[None], capture=names)
         self.base = [self.image] + [acts[n][0] for n in names]    # input of layer i: base[i]
-        self.full_macs_per_image = sum(ly.macs(shape) for ly, shape in zip(net.layers, net.shapes))
+        self.full_macs_per_image = sum(row["macs"] for row in net.summary())
         self.last_macs = 0
 
     def __call__(self, boxes, fill: float = 0.0):
