@@ -75,6 +75,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--init-from", metavar="CHECKPOINT",
                    help="start every layer but the classifier from this checkpoint or run folder "
                    "(transfer learning)")
+    p.add_argument("--lr-mult", type=_layer_factors, metavar="LAYER=F[,LAYER=F]",
+                   help="multiply one layer's learning rate, e.g. conv1=10 (Caffe's lr_mult)")
+    p.add_argument("--init-scale", type=_layer_factors, metavar="LAYER=F[,LAYER=F]",
+                   help="multiply one layer's initial weights, e.g. conv1=0.0625")
+    p.add_argument("--holdout", type=int, metavar="K",
+                   help="hold out the last K training images of each class and evaluate them every "
+                   "epoch; the plateau schedule then decides on them, never on the validation set "
+                   "(default 0: none)")
     p.add_argument("--cache-dir", help="decoded-image cache (default $ZFRAW_CACHE or ~/.cache/zfraw)")
     p.add_argument("--on-error", choices=("warn", "raise"),
                    help="unreadable image files: skip with a warning, or stop")
@@ -82,6 +90,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true", default=False,
                    help="show the traceback of an error")
     return p.parse_args(argv)
+
+
+def _layer_factors(text: str) -> dict:
+    """'conv1=10,fc8=0.5' -> {'conv1': 10.0, 'fc8': 0.5} (argparse reports a ValueError)."""
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected LAYER=FACTOR, got {item!r}")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {value!r} is not a number") from None
+    return out
 
 
 # Options that are not run settings.

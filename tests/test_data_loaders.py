@@ -334,3 +334,22 @@ def test_stale_temporaries_of_a_dead_process_are_harmless(tmp_path):
     ref, _ = load_folder(root, size=12, cache_dir=str(tmp_path / "fresh"))
     np.testing.assert_array_equal(train.images, ref.images)
     assert os.path.exists(stem + ".npy")     # the cache the loader used is the one we predicted
+
+
+def test_hold_out_takes_the_last_images_of_each_class():
+    labels = np.array([0, 1, 0, 2, 1, 0, 2, 1, 2, 0])
+    ds = dataset.Dataset(images=np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1).repeat(3, 3),
+                         labels=labels, boxes=np.arange(40).reshape(10, 4), classes=["a", "b", "c"],
+                         names=["A", "B", "C"], files=[f"f{i}" for i in range(10)])
+    rest, held = dataset.hold_out(ds, 1)
+    assert held.files == ["f7", "f8", "f9"]   # the last of class 1, 2 and 0, in the set's order
+    assert list(held.labels) == [1, 2, 0]
+    assert rest.files == [f"f{i}" for i in range(7)]
+    np.testing.assert_array_equal(rest.boxes, ds.boxes[:7])
+    np.testing.assert_array_equal(held.images[:, 0, 0, 0], [7, 8, 9])
+    assert rest.classes == held.classes == ds.classes
+    rest2, held2 = dataset.hold_out(ds, 2)
+    assert held2.files == ["f4", "f5", "f6", "f7", "f8", "f9"]
+    assert rest2.files == ["f0", "f1", "f2", "f3"]
+    with pytest.raises(DataError, match="class a has only 4"):
+        dataset.hold_out(ds, 4)

@@ -9,9 +9,10 @@ from zfraw.training import train_step
 from gradcheck import assert_close
 
 
-def test_sgd_momentum_and_no_weight_decay_on_biases():
+@pytest.mark.parametrize("lr_mult", [None, {"conv1": 10.0, "fc8": 0.5}])
+def test_sgd_momentum_and_no_weight_decay_on_biases(lr_mult):
     net = build("zf-32", num_classes=3, width=0.0625, dtype=np.float64)
-    opt = SGD(net, lr=0.1, momentum=0.9, weight_decay=0.5)
+    opt = SGD(net, lr=0.1, momentum=0.9, weight_decay=0.5, lr_mult=lr_mult)
     params = {n: p.copy() for n, p, _ in net.params_and_grads()}
     for _, _, g in net.params_and_grads():
         g[...] = 1.0
@@ -20,10 +21,20 @@ def test_sgd_momentum_and_no_weight_decay_on_biases():
     for name, p, _ in net.params_and_grads():
         w0 = params[name]
         wd = 0.0 if name.endswith(".b") else 0.5
-        v1 = -0.1 * (1.0 + wd * w0)
+        lr = 0.1 * (lr_mult or {}).get(name.split(".")[0], 1.0)
+        v1 = -lr * (1.0 + wd * w0)
         w1 = w0 + v1
-        v2 = 0.9 * v1 - 0.1 * (1.0 + wd * w1)
+        v2 = 0.9 * v1 - lr * (1.0 + wd * w1)
         assert_close(p, w1 + v2, rtol=1e-12, what=name)
+    assert opt.lr == 0.1   # the schedules keep changing the base rate
+
+
+def test_sgd_refuses_a_multiplier_for_no_layer():
+    net = build("zf-32", num_classes=3, width=0.0625)
+    with pytest.raises(ValueError, match="conv9 is not"):
+        SGD(net, lr=0.1, lr_mult={"conv9": 2.0})
+    with pytest.raises(ValueError, match="must be > 0"):
+        SGD(net, lr=0.1, lr_mult={"conv1": 0.0})
 
 
 def test_step_and_plateau_schedules():

@@ -261,3 +261,56 @@ def test_progress_bar_due_says_when_update_would_redraw(monkeypatch, now):
     assert "4/4" in bar.stream.getvalue() and "loss 0.25" in bar.stream.getvalue()
     bar.close()
     assert not Progress(4, "log", stream=io.StringIO()).due(4)   # a log file: only close() prints
+
+
+def test_holdout_is_evaluated_and_decides_the_schedule(tmp_path, monkeypatch):
+    from zfraw.viz.filters import spectral_concentration
+
+    seen = []
+
+    class Recording(training.ReduceLROnPlateau):
+        def step(self, error):
+            seen.append(error)
+            return super().step(error)
+
+    monkeypatch.setattr(training, "ReduceLROnPlateau", Recording)
+    lines = []
+    train(tiny_config(tmp_path, holdout=4, schedule="plateau"), log=lines.append)
+    assert "152 train / 40 held-out / 38 val" in lines[0]    # 192 = 152 + 10 classes x 4
+    rows = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    assert len(rows) == len(seen) == 2
+    for row, error in zip(rows, seen):
+        assert {"holdout_top1", "holdout_top5", "holdout_loss", "val_top1"} <= row.keys()
+        assert error == pytest.approx(1 - row["holdout_top1"])
+    conv1 = weights(tmp_path)["net"]["conv1.W"]
+    assert rows[-1]["conv1_structure"] == pytest.approx(spectral_concentration(conv1).mean())
+    with pytest.raises(ValueError, match="--holdout"):
+        train(tiny_config(tmp_path / "bad", holdout=-1), log=lambda *a: None)
+
+
+def test_lr_mult_and_init_scale_apply_to_their_layer_only(tmp_path):
+    """One step from the same start: with conv1's rate x10 its velocity (-lr*mult*(g + wd*w))
+    is 10x a plain run's and every other is equal; with its start x0.5, the weights before the
+    step (w - v, renormalization off) are the plain initialisation halved there only."""
+    def one_step(out, **kw):
+        result = train(tiny_config(out, epochs=1, renorm_radius=0.0, **kw),
+                       step_hook=_interrupt_at(0, 1, KeyboardInterrupt), log=lambda *a: None)
+        assert result["status"] == "interrupted" and result["step"] == 1
+        return weights(out)
+
+    plain = one_step(tmp_path / "plain")
+    fast = one_step(tmp_path / "fast", lr_mult={"conv1": 10.0})
+    assert fast["meta"]["config"]["lr_mult"] == {"conv1": 10.0}
+    for name, v in plain["opt"]["velocity"].items():
+        factor = 10.0 if name.startswith("conv1.") else 1.0
+        np.testing.assert_allclose(fast["opt"]["velocity"][name], factor * v, rtol=1e-5,
+                                   atol=1e-12, err_msg=name)
+    small = one_step(tmp_path / "small", init_scale={"conv1": 0.5})
+    start = {n: w - plain["opt"]["velocity"].get(n, 0) for n, w in plain["net"].items()}
+    for name in ("conv1.W", "conv2.W", "fc8.W"):
+        begun = small["net"][name] - small["opt"]["velocity"][name]
+        factor = 0.5 if name == "conv1.W" else 1.0
+        np.testing.assert_allclose(begun, factor * start[name], rtol=1e-5, atol=1e-7,
+                                   err_msg=name)
+    with pytest.raises(ValueError, match="--init-scale conv7"):
+        train(tiny_config(tmp_path / "bad", init_scale={"conv7": 2.0}), log=lambda *a: None)

@@ -1,5 +1,6 @@
 """First-layer diagnostics on filters and activations whose answer is known."""
 import numpy as np
+import pytest
 
 from zfraw.viz import filters
 
@@ -54,3 +55,24 @@ def test_filter_grid_normalises_each_filter():
     g = filters.filter_grid(w, ncols=2, zoom=1)
     assert g.shape == (2 + 2, 2 * 3 + 1, 3)
     assert g[1:3, 4:6].min() == 0 and g[1:3, 4:6].max() == 255
+
+
+def test_spectral_concentration_tells_patterns_from_noise():
+    rng = np.random.default_rng(0)
+    noise = filters.spectral_concentration(rng.standard_normal((300, 3, 5, 5)))
+    assert abs(noise.mean() - 0.22) < 0.02          # white noise: about 0.22 at any size
+    assert abs(filters.spectral_concentration(rng.standard_normal((300, 3, 11, 11))).mean()
+               - 0.22) < 0.02
+    yy, xx = np.mgrid[-2:3, -2:3]
+    gabors = np.stack([np.cos(2 * np.pi * (xx * np.cos(t) + yy * np.sin(t)) / 4)
+                       * np.exp(-(xx ** 2 + yy ** 2) / 4) for t in np.linspace(0, 3, 6)])
+    edges = filters.spectral_concentration(np.repeat(gabors[:, None], 3, axis=1))
+    assert edges.min() > 0.55
+    # colour opponency: the same blob, opposite signs in two channels
+    blob = np.exp(-(xx ** 2 + yy ** 2) / 2.0)
+    assert filters.spectral_concentration(np.stack([blob, -blob, 0 * blob])[None])[0] > 0.45
+    # each channel's mean is removed: a flat colour has no pattern, and scaling changes nothing
+    assert filters.spectral_concentration(np.ones((1, 3, 5, 5)))[0] == 0
+    np.testing.assert_allclose(filters.spectral_concentration(7 * gabors[:, None]), edges)
+    with pytest.raises(ValueError, match="F, C, k, k"):
+        filters.spectral_concentration(gabors)

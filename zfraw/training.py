@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend, distributed, host, ops
-from .data import BatchLoader, load_spec, mean_image, mean_per_class_accuracy
+from .data import BatchLoader, hold_out, load_spec, mean_image, mean_per_class_accuracy
 from .layers import Dropout
 from .nets import build, get_spec
 from .ops import registry
@@ -52,7 +52,13 @@ class TrainConfig:
     0 trains small demo nets several times faster); ``renorm_radius`` is the paper's filter
     RMS limit (0: no renormalization, as in the paper's Fig. 6(a)); ``init_from`` a checkpoint
     or run folder whose weights start every layer but the classifier (transfer: the paper's
-    Table 4 rows that train the whole net)."""
+    Table 4 rows that train the whole net); ``holdout`` the images per class taken out of the
+    training set and evaluated every epoch (``holdout_*`` metrics): when given, the plateau
+    schedule decides on them, so that no decision of the run looks at the validation set
+    that its results report; ``lr_mult`` ({layer: factor}) scales one layer's learning rate
+    (Caffe's per-layer lr_mult, :class:`zfraw.optim.SGD`); ``init_scale`` ({layer: factor})
+    multiplies one layer's initial weights (conv1=1/16 puts He's conv1 of zf-64 at about the
+    paper's N(0, 0.01^2), so that what it learns soon outweighs its random start)."""
 
     arch: str = "zf-32"
     data: str = "synthetic"
@@ -79,6 +85,9 @@ class TrainConfig:
     prefetch: bool = True
     progress: bool = True
     init_from: str | None = None
+    holdout: int = 0
+    lr_mult: dict | None = None
+    init_scale: dict | None = None
 
 
 # What a resume may do with each setting. FIXED ones define the run (the net, the data, the
@@ -86,7 +95,8 @@ class TrainConfig:
 # CHANGEABLE ones may move between sessions: the new value is applied and said. SESSION ones
 # only concern this process (where output goes, how data is read) and are taken silently.
 FIXED = ("arch", "width", "data", "resize", "seed", "init", "batch_size", "input_scale",
-         "dropout", "momentum", "weight_decay", "renorm_radius", "init_from")
+         "dropout", "momentum", "weight_decay", "renorm_radius", "init_from", "holdout",
+         "lr_mult", "init_scale")
 CHANGEABLE = ("epochs", "lr", "schedule", "lr_step", "impl", "device", "ten_crop")
 SESSION = ("out", "cache_dir", "on_error", "prefetch", "progress")
 assert set(FIXED + CHANGEABLE + SESSION) == {f.name for f in dataclasses.fields(TrainConfig)}
@@ -116,6 +126,8 @@ def check_config(cfg: TrainConfig) -> None:
     need(math.isfinite(cfg.input_scale) and cfg.input_scale > 0,
          f"--input-scale must be positive, got {cfg.input_scale}")
     need(cfg.renorm_radius >= 0, f"--renorm-radius must be >= 0, got {cfg.renorm_radius}")
+    need(isinstance(cfg.holdout, int) and cfg.holdout >= 0,
+         f"--holdout must be a number of images per class >= 0, got {cfg.holdout}")
     need(cfg.on_error in ("warn", "raise"), f"--on-error must be warn or raise, got {cfg.on_error!r}")
     need(cfg.impl is None or cfg.impl in registry.IMPLS,
          f"unknown --impl {cfg.impl!r}; choose one of {', '.join(registry.IMPLS)}")
@@ -132,7 +144,15 @@ def check_config(cfg: TrainConfig) -> None:
         backend.check_device(cfg.device)
     except RuntimeError as e:            # no usable GPU: a setting this machine cannot honour
         raise ValueError(str(e)) from None
-    crop = get_spec(cfg.arch)["input"][1]
+    spec = get_spec(cfg.arch)
+    trained = [name for name, kind, _ in spec["layers"] if kind in ("conv", "fc")]
+    for flag, factors in (("--lr-mult", cfg.lr_mult), ("--init-scale", cfg.init_scale)):
+        for name, factor in (factors or {}).items():
+            need(name in trained, f"{flag} {name}={factor}: {cfg.arch} has no layer {name!r} "
+                 f"with weights (it has {', '.join(trained)})")
+            need(math.isfinite(factor) and factor > 0,
+                 f"{flag} {name}={factor}: the factor must be a positive number")
+    crop = spec["input"][1]
     need(cfg.resize is None or cfg.resize >= crop,
          f"--resize {cfg.resize} is smaller than {cfg.arch}'s {crop}px input")
 
@@ -477,18 +497,23 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
     size = cfg.resize or stored_size(crop)
     load = lambda: load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error)  # noqa: E731
     train_set, val_set = load() if team is None else team.root_first(load)
+    hold_set = None
+    if cfg.holdout:
+        train_set, hold_set = hold_out(train_set, cfg.holdout)
     writer = team is None or team.root
     if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
         raise RunError(f"{cfg.data} now has classes other than the run's "
                        f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
                        "changed on disk: train into a new --out")
     net = build(cfg.arch, train_set.num_classes, seed=cfg.seed, init=cfg.init, width=cfg.width)
+    for name, factor in (cfg.init_scale or {}).items():
+        net.layer(name).params["W"] *= factor     # before any checkpoint is loaded over it
     if cfg.dropout is not None:
         for layer in net.layers:
             if isinstance(layer, Dropout):
                 layer.p = cfg.dropout       # checked by check_config (check_dropout_p)
     net.to(cfg.device)  # before the optimizer state is loaded: velocities go where the weights are
-    opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay)
+    opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_mult)
     sched = _make_schedule(cfg, opt)
     if ckpt is None and cfg.init_from:
         log(_init_from(net, cfg.init_from))
@@ -511,8 +536,10 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
 
     train_loader = (BatchLoader if team is None else team.train_loader)(
         train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
-    val_loader = BatchLoader(val_set if team is None else team.shard(val_set), mean, crop,
-                             cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
+    eval_loader = lambda ds: BatchLoader(ds if team is None else team.shard(ds), mean, crop,  # noqa: E731
+                                         cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
+    val_loader = eval_loader(val_set)
+    hold_loader = None if hold_set is None else eval_loader(hold_set)
     steps = train_loader.steps_per_epoch()
     reduce_grads, sync_every = None, SYNC_EVERY
     if team is not None:
@@ -520,7 +547,9 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
         reduce_grads = distributed.GradBuckets(net, team)
         sync_every = team.sync_every(cfg.device, SYNC_EVERY)
     log(f"{cfg.arch} (width {cfg.width}, {net.num_params():,} params) on {cfg.data}: "
-        f"{len(train_set)} train / {len(val_set)} val, {train_set.num_classes} classes, "
+        f"{len(train_set)} train / "
+        + (f"{len(hold_set)} held-out / " if hold_set is not None else "")
+        + f"{len(val_set)} val, {train_set.num_classes} classes, "
         f"stored {size}px, crop {crop}px, impl {registry.get_impl()}, device {cfg.device}"
         + (f"; resuming at epoch {epoch + 1} step {step}" if ckpt else "")
         + (f"; data-parallel over {team.size} MPI ranks x {cfg.batch_size // team.size} images"
@@ -600,6 +629,11 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
                     bar.close()
             res = None if stop.requested else evaluate(net, val_loader, cfg.ten_crop, cfg.device,
                                                        lambda: stop.requested, team)
+            if res is not None and hold_loader is not None:
+                held = evaluate(net, hold_loader, cfg.ten_crop, cfg.device,
+                                lambda: stop.requested, team)
+                res = None if held is None else dict(
+                    res, **{"holdout" + k[3:]: v for k, v in held.items()})
             stop.check_hard()
             if res is None:
                 save(epoch, step, sums_now.host)
@@ -611,9 +645,10 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
                        "train_loss": sums["loss"] / max(1, sums["seen"]),
                        "train_top1": sums["correct"] / max(1, sums["seen"]),
                        "images_per_s": sums["seen"] / max(1e-9, sums["time"]),
-                       "train_time_s": sums["time"], "ten_crop": cfg.ten_crop, **res}
-            if sched is not None:
-                sched.step(1.0 - res["val_top1"])
+                       "train_time_s": sums["time"], "ten_crop": cfg.ten_crop, **res,
+                       **_conv1_structure(net)}
+            if sched is not None:   # the held-out images decide when there are any
+                sched.step(1.0 - res["holdout_top1" if hold_loader else "val_top1"])
             epoch, step = epoch + 1, 0
             sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
             if team is not None:
@@ -625,8 +660,24 @@ def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict
             log(f"epoch {epoch}: train loss {metrics['train_loss']:.4f} top-1 "
                 f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "
                 f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "
-                f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
+                + (f"held-out top-1 {res['holdout_top1']:.4f} | " if hold_loader else "")
+                + (f"conv1 structure {metrics['conv1_structure']:.3f} | "
+                   if "conv1_structure" in metrics else "")
+                + f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
     return {"status": "done", "epoch": epoch, "step": 0, "metrics": metrics}
+
+
+def _conv1_structure(net) -> dict:
+    """{'conv1_structure': mean spectral concentration of the first layer's filters} when it
+    is a colour convolution (:func:`zfraw.viz.filters.spectral_concentration`), else {}: the
+    number that says, epoch by epoch, whether the first layer is learning patterns."""
+    from .viz.filters import spectral_concentration
+
+    first = next((layer for layer in net.layers if "W" in layer.params), None)
+    W = None if first is None else first.params["W"]
+    if W is None or W.ndim != 4 or W.shape[1] != 3:
+        return {}
+    return {"conv1_structure": float(spectral_concentration(backend.to_host(W)).mean())}
 
 
 def _init_from(net, source) -> str:

@@ -72,6 +72,30 @@ def first_classes(ds: Dataset, n: int) -> Dataset:
                    files=[ds.files[i] for i in keep] if ds.files else [])
 
 
+def _subset(ds: Dataset, keep: np.ndarray) -> Dataset:
+    return Dataset(images=ds.images[keep], labels=ds.labels[keep],
+                   boxes=None if ds.boxes is None else ds.boxes[keep], classes=list(ds.classes),
+                   names=list(ds.names), files=[ds.files[i] for i in keep] if ds.files else [])
+
+
+def hold_out(ds: Dataset, per_class: int) -> tuple[Dataset, Dataset]:
+    """Split a training set into (the images trained on, ``per_class`` held-out images of each
+    class): the last ``per_class`` images of each class in the set's order, so the split is a
+    function of the files alone. Recipe and schedule decisions are made on the held-out part,
+    never on the validation set that results report. A class with no more than ``per_class``
+    images is a :class:`DataError` (nothing would be left to train on)."""
+    held = []
+    for c in range(ds.num_classes):
+        idx = np.flatnonzero(ds.labels == c)
+        if len(idx) <= per_class:
+            raise DataError(f"--holdout {per_class}: class {ds.classes[c]} has only {len(idx)} "
+                            "training images; hold out fewer")
+        held.append(idx[len(idx) - per_class:])
+    held = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(ds)), held)
+    return _subset(ds, rest), _subset(ds, held)
+
+
 def default_cache_dir() -> str:
     """$ZFRAW_CACHE, else ~/.cache/zfraw."""
     return os.environ.get("ZFRAW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zfraw")
