@@ -130,10 +130,21 @@ def test_alexnet_grouped_narrow_builds_runs_and_keeps_channels_divisible():
 
 
 def test_small_variants_build_and_share_the_block_structure():
-    for arch in ("zf-64", "alexnet-64", "zf-32"):
+    for arch in ("zf-64", "alexnet-64", "alexnet-64s4", "zf-32"):
         net = build(arch, num_classes=10, width=0.125)
         assert [layer.name for layer in net.layers] == [layer.name for layer in build("zf", 10).layers]
-    assert build("zf-64", 10).output_shape("pool2") == build("alexnet-64", 10).output_shape("pool2")
+    for arch in ("alexnet-64", "alexnet-64s4"):
+        assert build("zf-64", 10).output_shape("pool2") == build(arch, 10).output_shape("pool2")
+
+
+def test_alexnet_64s4_keeps_alexnets_first_layer():
+    net = build("alexnet-64s4", 10, width=0.5)
+    conv1 = net.layer("conv1")
+    assert (conv1.params["W"].shape[-1], conv1.stride) == (11, 4)
+    assert net.output_shape("conv1") == (48, 16, 16) and net.output_shape("pool1") == (48, 16, 16)
+    assert net.layer("conv2").stride == 1
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    assert net.forward(x).shape == (2, 10)
 
 
 def test_receptive_fields_by_hand_for_zf():
@@ -211,7 +222,7 @@ def test_state_dict_round_trip_includes_dropout_counters():
 
 def test_archs_listed():
     assert set(nets.ARCHS) == {"zf", "alexnet", "alexnet-grouped", "zf-64", "alexnet-64",
-                               "zf-32"}
+                               "alexnet-64s4", "zf-32"}
 
 
 def test_backward_without_input_gradient_gives_the_same_parameter_gradients():

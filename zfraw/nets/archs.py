@@ -76,6 +76,17 @@ ARCHITECTURES = {
     "alexnet-64": dict(input=(3, 64, 64), note="alexnet scaled to 64x64",
                        layers=_block(1, 96, 7, 2, 3, pool=1, norm=True)
                        + _block(2, 256, 5, 1, 2, pool=1, norm=True) + _convs345(0) + _head(2048)),
+    # AlexNet's distinguishing first layer kept at 64 px: a large filter with stride 4 (11x11/4
+    # pad 5: 64 -> 16), which is what aliases in the paper's Fig. 6 (d); then pool1 3x3 with
+    # stride 1 (-> 16) and conv2 5x5/1 as AlexNet's (-> 16), pool2 3x3/2 (-> 8): from pool2 on
+    # the shapes equal zf-64's, so the comparison isolates the first two layers.
+    "alexnet-64s4": dict(input=(3, 64, 64), note="alexnet's 11x11/4 first layer at 64x64",
+                         layers=[("conv1", "conv", dict(out=96, k=11, stride=4, pad=5)),
+                                 ("relu1", "relu", {}),
+                                 ("pool1", "pool", dict(k=3, stride=1, pad=1)),
+                                 ("norm1", "lrn", {})]
+                         + _block(2, 256, 5, 1, 2, pool=1, norm=True) + _convs345(0)
+                         + _head(2048)),
     # 32x32: conv1 3x3/1 -> 32, pool -> 16; conv2 5x5/2 pad 2 -> 8, pool -> 4; conv3..5 -> 4;
     # pool5 pad 1 -> 2; 2*2*256 = 1024 -> 1024 -> 1024 -> C.
     "zf-32": dict(input=(3, 32, 32), note="zf scaled to 32x32",
