@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from zfraw import nets
-from zfraw.viz.features import probs_and_map
+from zfraw.viz.forward import probs_and_map
 from zfraw.viz.incremental import IncrementalOcclusion
 
 from .timing import measure

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from zfraw.nets import Net, build, build_layers
-from zfraw.viz.features import probs_and_features, probs_and_map
+from zfraw.viz.forward import probs_and_features, probs_and_map
 from zfraw.viz.incremental import IncrementalOcclusion
 from zfraw.viz.occlusion import occlude, occlusion_sweep, square_boxes
 

@@ -65,7 +65,7 @@ def test_drop_share_when_evidence_is_in_the_box():
 
 def test_net_sweep_batching_matches_one_at_a_time():
     from zfraw.nets import build
-    from zfraw.viz.features import probs_and_map
+    from zfraw.viz.forward import probs_and_map
 
     net = build("zf-32", 4, seed=0, init="he", width=0.1)
     img = np.random.default_rng(0).standard_normal((3, 32, 32)).astype(np.float32)

@@ -139,7 +139,7 @@ def test_random_occlusions_stay_inside_the_object_region():
 
 
 def test_parts_file_maps_boxes_like_the_dataset(tmp_path, monkeypatch):
-    from zfraw.viz.run import load_part_source, read_parts_file
+    from zfraw.viz.datasets import load_part_source, read_parts_file
 
     monkeypatch.setenv("ZFRAW_CACHE", str(tmp_path / "cache"))
     root = tmp_path / "ds"

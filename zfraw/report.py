@@ -31,7 +31,7 @@ from .backend import to_host
 from .viz import correspondence as corr
 from .viz import plots
 from .viz.evolution import evolution_by_layer, evolution_figure
-from .viz.features import probs_and_features, probs_and_map
+from .viz.forward import probs_and_features, probs_and_map
 from .viz.filters import diagnostics, filter_grid
 from .viz.html import HtmlPage
 from .viz.images import (DISPLAY_PERCENTILE, framed, grid, hstack, resize_uint8, save_png,
@@ -45,7 +45,7 @@ from .data import DataError
 from .layers import Conv2d, Linear, ReLU
 from .nets.inputs import PRESETS, InputSpec
 from .rundir import RunDir
-from .viz.run import load_model_source, load_part_source, load_source, load_train_source
+from .viz.datasets import load_model_source, load_part_source, load_source, load_train_source
 from .viz.top9 import collect_topk, layer_figure, map_blocks, project_topk
 
 

@@ -9,7 +9,8 @@
 - invariance: Fig. 5 (distances and class probability under translation, scale, rotation)
 - correspondence: Table 1 (sign consistency of feature changes under part occlusion)
 - images / plots / html: PNG grids (Pillow), matplotlib figures, the static report page
-- source / run / features: validation images as net inputs, run folders (config, metrics,
-  checkpoints as nets), net-backed callables for the analyses written against functions
-The report itself is assembled by :mod:`zfraw.report`.
+- source / datasets / forward: images as net inputs (ImageSource), the datasets they are read
+  from (a run's, an imported net's, a --parts file's), a net's forward pass as the plain
+  functions the analyses are written against
+The report itself is assembled by :mod:`zfraw.report`; run folders are read by :mod:`zfraw.rundir`.
 """

@@ -133,7 +133,7 @@ def diagnostics(net, source, limit: int = 256, batch_size: int = 64, dead_thresh
     conv2's stride). ``layers``: the names of the first conv, its ReLU and the second conv (an
     imported net's may differ). Returns a dict of plain numbers and (F,) arrays."""
     from ..backend import to_device, to_host
-    from .features import probs_and_features
+    from .forward import probs_and_features
 
     conv1, relu1, conv2 = layers
     w = to_host(net.layer(conv1).params["W"])

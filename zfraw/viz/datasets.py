@@ -1,5 +1,7 @@
-"""The validation images of a training run or of a dataset for an imported net, as an
-:class:`ImageSource` for the visualizations.
+"""Image sources read from datasets: the images a visualization looks at, as an
+:class:`~zfraw.viz.source.ImageSource`: a run's validation images (:func:`load_source`) and
+training images (:func:`load_train_source`), a dataset's images for an imported net
+(:func:`load_model_source`), and the images a ``--parts`` file names (:func:`load_part_source`).
 
 The run folder itself (config, metrics, checkpoints, nets) is read through :mod:`zfraw.rundir`.
 """
