@@ -58,9 +58,10 @@ def test_report_evolution_reads_training_images(trained_run, tmp_path, monkeypat
     """The report's Fig. 4 searches the run's training images (not validation ones), with one
     set of maps for every epoch."""
     import zfraw.report as report
+    from zfraw.report import sections
 
     seen = {}
-    real = report.evolution_by_layer
+    real = sections.evolution_by_layer
 
     def spy(snapshots, source, maps, **kw):
         seen["images"], seen["maps"] = np.asarray(source.images), maps
@@ -68,7 +69,7 @@ def test_report_evolution_reads_training_images(trained_run, tmp_path, monkeypat
         seen["out"] = out
         return out
 
-    monkeypatch.setattr(report, "evolution_by_layer", spy)
+    monkeypatch.setattr(sections, "evolution_by_layer", spy)
     path = report.build_report(report.parse_args([
         "--run", str(trained_run), "--limit", "8", "--evolution-images", "10",
         "--evolution-maps", "2", "--out", str(tmp_path / "r"), "--skip", "filters", "rules",

@@ -138,8 +138,8 @@ def table2(base: TrainConfig, out, log) -> dict:
 
 def _diagnostics(cfg: TrainConfig, limit: int = 128) -> dict:
     """Fig. 6's first-layer and aliasing numbers of a row's final net."""
-    from ..viz.filters import diagnostics
     from ..viz.datasets import load_source
+    from ..viz.filters import diagnostics
 
     run = RunDir(cfg.out)
     net, ckpt, _ = run.load_net()

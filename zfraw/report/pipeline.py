@@ -1,0 +1,117 @@
+"""The report's one pipeline, for a run and an imported net alike: the options make a subject
+(:mod:`zfraw.report.subject`), the page opens with where its net and images come from, its input
+convention, a run's training curves and the architecture, then the sections follow in
+:data:`~zfraw.report.options.SECTIONS` order, each given plain values; ``main`` is the command
+line around it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .. import host
+from ..data import DataError
+from ..viz.html import HtmlPage
+from .options import SECTIONS, check_source, parse_args
+from .sections import (log, section_correspondence, section_evolution, section_filters,
+                       section_invariance, section_occlusion, section_rules, section_top9,
+                       section_training)
+from .subject import Subject, subject_of
+
+
+def build_report(args) -> Path:
+    """Write the report for ``args`` (parsed options); returns the page's path. Raises
+    ValueError (RunError, DataError, OnnxImportError) for a bad run, model or option."""
+    check_source(args)
+    host.keep_freed_memory()  # top-9 and occlusion run many same-sized batches
+    subject = subject_of(args)
+    out = prepare_out(Path(args.out) if args.out else subject.out)
+    page = HtmlPage(subject.title)
+    opening(page, out, subject)
+    run_sections(section_steps(page, out, subject, args), args.skip)
+    path = page.write(out / "index.html")
+    log(f"report written to {path}")
+    return path
+
+
+def prepare_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def opening(page, out, s: Subject) -> None:
+    """What the report is about: the net and images, their input convention, the subject's
+    notes (an imported net's classes and layers), a run's training curves, the architecture."""
+    page.text(s.about)
+    page.heading("Input convention", 3)
+    page.text(s.input_note)
+    page.table(["field", "value"], s.source.spec.rows())
+    for heading, text in s.notes:
+        page.heading(heading, 3)
+        page.text(text)
+    if s.training is not None:
+        section_training(page, out, s.training.metrics)
+    page.heading("Architecture", 3)
+    page.pre(s.net.summary_text())
+
+
+def section_steps(page, out, s: Subject, args) -> dict:
+    """{section name: step}: each section called with the subject's values and the options it
+    reads; None where the subject has nothing to show (an imported net has no training run)."""
+    net, source, layers = s.net, s.source, s.layers
+    draw = dict(maps=args.maps, seed=args.seed, batch_size=args.batch_size,
+                distinct=not args.top9_positions)  # how top-9 maps are drawn, as in Fig. 2
+    topk = {}  # the top-9 pass's top activations, reused by the occlusion figures
+    return {
+        "filters": lambda: section_filters(page, out, net, source, layers["filters"], s.label,
+                                           s.renorm, s.other, limit=args.limit, **draw),
+        "rules": lambda: section_rules(page, out, net, source, layers["rules"]),
+        "top9": lambda: section_top9(page, out, net, source, layers["top9"], topk,
+                                     all_maps=args.all_maps, **draw),
+        "evolution": None if s.training is None else lambda: section_evolution(
+            page, out, net, s.training, layers["evolution"], n_images=args.evolution_images,
+            n_maps=args.evolution_maps, seed=args.seed, batch_size=args.batch_size),
+        "invariance": lambda: section_invariance(page, out, net, source, layers["invariance"],
+                                                 s.truth, n_images=args.invariance_images,
+                                                 batch_size=args.batch_size),
+        "occlusion": lambda: section_occlusion(
+            page, out, net, source, layers["occlusion"], s.truth, topk,
+            figures=args.occlusion_figures, stats=args.occlusion_stats,
+            size=args.occlusion_size, stride=args.occlusion_stride,
+            stats_stride=args.occlusion_stats_stride, batch_size=args.batch_size),
+        "correspondence": lambda: section_correspondence(
+            page, out, net, source, layers["correspondence"], args.parts, s.load_parts,
+            n_images=args.correspondence_images, n_classes=args.correspondence_classes,
+            draws=args.random_draws, seed=args.seed, batch_size=args.batch_size),
+    }
+
+
+def run_sections(steps: dict, skip) -> None:
+    for name in SECTIONS:
+        step = steps[name]
+        if name in skip or step is None:
+            continue
+        t0 = time.perf_counter()
+        log(f"report: {name} ...")
+        step()
+        log(f"report: {name} done in {time.perf_counter() - t0:.1f} s")
+
+
+def main(argv=None) -> int:
+    """The command line: 0 when the report is written; 2 with a one-line error (no traceback,
+    unless --debug) for a bad run folder, checkpoint, model, dataset or option; 130 on
+    Ctrl-C."""
+    args = parse_args(argv)
+    try:
+        build_report(args)
+    except KeyboardInterrupt:
+        log("report: stopped by Ctrl-C")
+        return 130
+    except (ValueError, DataError) as e:     # RunError, CheckpointError and DataError included
+        if args.debug:
+            import traceback
+            traceback.print_exception(e)
+        log("error: " + " ".join(str(e).split()))  # one line, whatever the message holds
+        return 2
+    return 0
