@@ -230,3 +230,39 @@ def test_the_model_entry_point_prints_no_traceback(tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_a_run_and_its_exported_net_make_the_same_subject(trained_run, tmp_path):
+    """One subject for both sources: a run, and its net exported to ONNX with the run's input
+    convention and class names, read the same net inputs and labels, measure the same truth and
+    pick the same layers (an imported graph's, chosen by type, are a zfraw net's defaults, named);
+    only the run brings training (metrics, checkpoints) and its renormalization."""
+    from zfraw.data.synthetic import CLASSES
+    from zfraw.nets.onnx import save_onnx
+    from zfraw.report import parse_args
+    from zfraw.report.subject import subject_of
+    from zfraw.rundir import RunDir
+
+    run = subject_of(parse_args(["--run", str(trained_run), "--limit", "12"]))
+    net = RunDir(trained_run).load_net(None, "cpu")[0]
+    save_onnx(net, tmp_path / "net.onnx", input_spec=run.source.spec)
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(CLASSES) + "\n")
+    model = subject_of(parse_args(["--model", str(tmp_path / "net.onnx"), "--data", "synthetic",
+                                   "--labels", str(labels), "--limit", "12"]))
+
+    assert len(run.source) == len(model.source) == 12
+    np.testing.assert_array_equal(model.source.inputs(range(12)), run.source.inputs(range(12)))
+    np.testing.assert_array_equal(model.source.labels, run.source.labels)
+    assert model.source.names == run.source.names == list(CLASSES)
+    assert model.truth == run.truth == "the true class"
+    assert model.layers == {k: v for k, v in run.layers.items() if k != "evolution"}
+    assert run.layers["top9"] == ["relu1", "relu2", "relu3", "relu4", "relu5"]
+    x = run.source.inputs(range(4))
+    np.testing.assert_allclose(model.net.forward(x), run.net.forward(x), rtol=1e-4, atol=1e-4)
+
+    assert model.training is None and model.renorm == "imported net"
+    assert [e for e, _ in run.training.epochs] == [1] and len(run.training.metrics) == 1
+    assert run.renorm == "filter renormalization to RMS 0.1" and run.label == "this run"
+    assert run.out == trained_run / "report" and model.out == tmp_path / "report-net"
+    assert [h for h, _ in model.notes] == ["Classes and labels", "Layers"] and not run.notes

@@ -2,6 +2,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from zfraw.viz.html import HtmlPage
 
@@ -44,3 +45,35 @@ def test_report_on_a_tiny_run(tmp_path):
         assert (path.parent / name).stat().st_size > 0
     assert "top9_relu5.png" in pngs and "evolution_relu5.png" in pngs
     assert np.isfinite([float(v) for v in re.findall(r"<td>(0\.\d+)</td>", html)]).all()
+
+
+def test_report_compares_two_runs(trained_run, tmp_path):
+    """--compare RUN: both runs' first-layer filters side by side, named with how each kept
+    them in bounds, both nets' layer-2 projections, both in the diagnostics table; a run whose
+    net reads other inputs is refused before anything is written."""
+    import json
+    import shutil
+
+    from zfraw.report import build_report, parse_args
+
+    other = shutil.copytree(trained_run, tmp_path / "other")
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps(dict(config, renorm_radius=0)))
+    argv = ["--run", str(trained_run), "--compare", str(other), "--limit", "12", "--maps", "2",
+            "--batch-size", "32", "--skip", "rules", "top9", "evolution", "invariance",
+            "occlusion", "correspondence"]
+    path = build_report(parse_args(argv + ["--out", str(tmp_path / "r")]))
+    html = path.read_text()
+    assert "conv1 filters of the two runs side by side" in html
+    assert "this run: zf-32, filter renormalization to RMS 0.1" in html
+    assert "other: zf-32, no filter renormalization" in html
+    assert "<tr><td>this run</td>" in html and "<tr><td>other</td>" in html
+    pngs = re.findall(r'src="([^"]+\.png)"', html)
+    assert {"conv1.png", "layer2_compare.png", "filter_diagnostics.png"} <= set(pngs)
+    for name in pngs:
+        assert (path.parent / name).stat().st_size > 0
+
+    (other / "config.json").write_text(json.dumps(dict(config, input_scale=1.0)))
+    with pytest.raises(ValueError, match="--compare: .* same input size and scale"):
+        build_report(parse_args(argv + ["--out", str(tmp_path / "refused")]))
+    assert not (tmp_path / "refused").exists()
