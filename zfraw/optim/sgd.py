@@ -19,7 +19,7 @@ class SGD:
                              f"weight_decay={weight_decay}")
         self.net, self.lr, self.momentum, self.weight_decay = net, lr, momentum, weight_decay
         self.lr_mult = dict(lr_mult or {})
-        layers = {layer.name for layer in net.layers}
+        layers = {layer.name for layer in net.layers} if self.lr_mult else set()
         unknown = sorted(set(self.lr_mult) - layers)
         if unknown or any(not f > 0 for f in self.lr_mult.values()):
             raise ValueError(f"bad lr_mult {self.lr_mult}: each factor must be positive and "
