@@ -3,11 +3,11 @@ image, and a JSON ``meta`` record (config, epoch, step, learning rate, schedule 
 sums of the epoch in progress). Where checkpoints live in a run folder is :mod:`zfraw.rundir`'s
 business; this module only writes and reads one file.
 
-Written atomically: a temporary file in the same folder, fsync, then ``os.replace``, so a run
-killed while saving leaves the previous checkpoint intact; the temporary file is removed on
-every failure (a full disk, an interrupt). Reading checks the whole file (every array is read,
-so the zip's CRC of each is verified) and turns any damage into a :class:`CheckpointError`
-that names the file.
+Written atomically (:mod:`zfraw.atomic`: a temporary file in the same folder, fsync, then a
+rename), so a run killed while saving leaves the previous checkpoint intact; the temporary file
+is removed on every failure (a full disk, an interrupt). Reading checks the whole file (every
+array is read, so the zip's CRC of each is verified) and turns any damage into a
+:class:`CheckpointError` that names the file.
 
 Keys: ``net/<layer>.<param>`` (and dropout counters, from ``net.state_dict()``),
 ``velocity/<layer>.<param>``, ``mean`` float32 (S, S, 3), ``meta`` (a JSON string).
@@ -21,19 +21,13 @@ import zlib
 
 import numpy as np
 
+from .atomic import atomic_open
+
 FORMAT = 1
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, damaged or of another format; the message names it."""
-
-
-def remove_quietly(path: str) -> None:
-    """Remove ``path`` if it exists (cleanup on a failure path must not raise a second error)."""
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 def save_checkpoint(path: str, net, opt, mean: np.ndarray, meta: dict) -> None:
@@ -44,16 +38,8 @@ def save_checkpoint(path: str, net, opt, mean: np.ndarray, meta: dict) -> None:
     arrays["mean"] = np.asarray(mean, np.float32)
     record = dict(meta, format=FORMAT, opt={k: opt_state[k] for k in ("lr", "momentum", "weight_decay")})
     arrays["meta"] = np.array(json.dumps(record))
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 # What a damaged .npz raises while it is opened or read: a cut or overwritten zip (BadZipFile,

@@ -14,8 +14,8 @@ both go through this module, so the layout is stated once::
 
 The rules that keep a run from losing work:
 
-- Every file is replaced atomically (temporary file, then ``os.replace``), and a temporary file
-  is removed on every failure path.
+- Every file is replaced atomically (:mod:`zfraw.atomic`: temporary file, fsync, rename), and a
+  temporary file is removed on every failure path.
 - One writer at a time: a training holds an exclusive ``flock`` on ``.lock`` while it runs. The
   OS releases it when the process dies, however it dies, so a killed run never leaves a stale
   lock behind; a second training into the same folder is refused while the first one runs.
@@ -35,13 +35,13 @@ import re
 import shutil
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint, remove_quietly, save_checkpoint
+from .atomic import TEMPORARY, atomic_open, atomic_path, atomic_write_text, remove_quietly
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 CONFIG, METRICS, MEAN, LAST, LOCK, REPORT = ("config.json", "metrics.jsonl", "mean.npy",
                                              "last.npz", ".lock", "report")
 FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.npz$")
-TEMPORARY = re.compile(r"\.tmp\d*$")
 
 
 class RunError(ValueError):
@@ -52,20 +52,6 @@ class RunError(ValueError):
 def stored_size(crop: int) -> int:
     """Default stored side S for net input ``crop``: 256 for 224 (the paper), else crop*9/8."""
     return 256 if crop == 224 else crop + crop // 8
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` atomically (readers see the old or the new file, never half)."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(str(tmp))
-        raise
 
 
 class RunDir:
@@ -211,7 +197,7 @@ class RunDir:
 
     # -- config and metrics --------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        write_atomic(self.config_path, json.dumps(config, indent=1) + "\n")
+        atomic_write_text(self.config_path, json.dumps(config, indent=1) + "\n")
 
     def read_config(self) -> dict:
         """The run's config.json as a dict; :class:`RunError` when the folder is not a run."""
@@ -252,23 +238,17 @@ class RunDir:
         being resumed belong to work that is about to be redone)."""
         if self.metrics_path.is_file():
             kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
-            write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def clear_metrics(self) -> None:
-        write_atomic(self.metrics_path, "")
+        atomic_write_text(self.metrics_path, "")
 
     # -- the mean image ------------------------------------------------------------------------
     def save_mean(self, mean) -> None:
         import numpy as np
 
-        tmp = self.path / f"{MEAN}.tmp{os.getpid()}"
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, np.asarray(mean, np.float32))
-            os.replace(tmp, self.mean_path)
-        except BaseException:
-            remove_quietly(str(tmp))
-            raise
+        with atomic_open(self.mean_path, "wb") as f:
+            np.save(f, np.asarray(mean, np.float32))
 
     # -- checkpoints ---------------------------------------------------------------------------
     def save(self, net, opt, mean, meta: dict) -> None:
@@ -277,17 +257,10 @@ class RunDir:
 
     def keep_epoch(self, epoch: int, last_epoch: int) -> None:
         """Keep last.npz as epoch-NNN.npz for the paper's Fig. 4 epochs and the final one: a hard
-        link (no copy), which the next os.replace of last.npz leaves pointing at this epoch."""
+        link (no copy), which the next replacement of last.npz leaves pointing at this epoch."""
         if epoch in FIG4_EPOCHS or epoch == last_epoch:
-            dst = self.epoch_path(epoch)
-            tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-            remove_quietly(str(tmp))
-            try:
+            with atomic_path(self.epoch_path(epoch)) as tmp:
                 os.link(self.last_path, tmp)
-                os.replace(tmp, dst)
-            except BaseException:
-                remove_quietly(str(tmp))
-                raise
 
     def load(self, path=None, flag: str = "--resume-from") -> tuple[dict, Path]:
         """Read a checkpoint: ``path``, or the newest one (last.npz, else the newest epoch).

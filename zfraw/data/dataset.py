@@ -12,8 +12,8 @@ in a training split (it would train with no examples) and a warning in an evalua
 is just not evaluated, as for a class folder missing from ``val/``).
 
 The cache is written to ``<name>.tmp<pid>`` files that are renamed into place when complete, and
-removed on any failure (a decoder crash, Ctrl-C); a temporary left by a killed process is never
-read, only overwritten if the same pid decodes the same cache again.
+removed on any failure (a decoder crash, Ctrl-C) (:mod:`zfraw.atomic`); a temporary left by a
+killed process is never read, only overwritten if the same pid decodes the same cache again.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..atomic import atomic_open, atomic_path
 from .images import DataError, load_rgb, map_box
 
 CACHE_VERSION = 2  # bump when the decoding changes, so old caches are not reused
@@ -137,8 +138,7 @@ def _write_cache(root: str, rel_files: list, size: int, npy: str, meta_path: str
     means the cache is complete. On any failure, KeyboardInterrupt included, the temporaries
     (the .npy one is the size of the whole split) are removed before the error goes on.
     """
-    tmp_npy, tmp_meta = f"{npy}.tmp{os.getpid()}", f"{meta_path}.tmp{os.getpid()}"
-    try:
+    with atomic_path(npy) as tmp_npy:
         out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
                                         shape=(len(rel_files), size, size, 3))
         res = _decode_all(root, rel_files, size, out)
@@ -146,17 +146,8 @@ def _write_cache(root: str, rel_files: list, size: int, npy: str, meta_path: str
         del out
         meta = {"dims": {str(i): d for i, d in res["dims"].items()},
                 "bad": {str(i): m for i, m in res["bad"].items()}}
-        with open(tmp_meta, "w") as f:
+        with atomic_open(meta_path, "w") as f:     # renamed first, the .npy when this block ends
             json.dump(meta, f)
-        os.replace(tmp_meta, meta_path)
-        os.replace(tmp_npy, npy)
-    except BaseException:
-        for path in (tmp_npy, tmp_meta):
-            try:
-                os.remove(path)
-            except OSError:   # never created, or already renamed into place
-                pass
-        raise
 
 
 def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import backend
-from ..checkpoint import remove_quietly
+from ..atomic import atomic_open
 
 
 def grid_max_pool(maps: np.ndarray, grid: int) -> np.ndarray:
@@ -53,12 +52,6 @@ def cached_features(cache_dir, key: dict, compute) -> dict:
             return {k: z[k] for k in z.files}
     feats = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **feats)
-        os.replace(tmp, path)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **feats)
     return feats

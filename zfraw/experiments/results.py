@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from ..rundir import write_atomic
+from ..atomic import atomic_write_text
 
 # Columns of a table: (key, header); errors in percent.
 ERROR_COLUMNS = (("train_top1_err", "train top-1 err"), ("val_top1_err", "val top-1 err"),
@@ -69,6 +69,6 @@ def write_results(out, result: dict, accuracy: bool = False) -> tuple[Path, Path
     out.mkdir(parents=True, exist_ok=True)
     name = result["experiment"]
     js, md = out / f"{name}.json", out / f"{name}.md"
-    write_atomic(js, json.dumps(result, indent=1) + "\n")
-    write_atomic(md, markdown(result, accuracy))
+    atomic_write_text(js, json.dumps(result, indent=1) + "\n")
+    atomic_write_text(md, markdown(result, accuracy))
     return js, md
