@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from zfraw.data import (BatchLoader, DataError, Dataset, center_crop, crop_batch, mean_image,
-                        parse_spec, ten_crop, ten_crop_offsets)
+                        parse_spec, stored_size, ten_crop, ten_crop_offsets)
 
 
 def _images(n=4, s=9, seed=0):
@@ -99,3 +99,20 @@ def test_parse_spec(tmp_path):
                      ("tiny-imagenet:", "needs a path"), (f"folder:{tmp_path}/nope", "no such")):
         with pytest.raises(DataError, match=msg):
             parse_spec(bad)
+
+
+def test_stored_size_in_both_conventions():
+    # zfraw's: the paper's 256 for 224, else crop * 9/8 (training runs and what reads them)
+    assert [stored_size(c) for c in (224, 64, 32, 227, 256, 17)] == [256, 72, 36, 255, 288, 19]
+    # the model zoo's: 256 for every input of 224..256 (imported nets' presets), else zfraw's
+    zoo = [stored_size(c, convention="zoo") for c in (224, 227, 256, 223, 257, 64)]
+    assert zoo == [256, 256, 256, 223 + 27, 257 + 32, 72]
+    for crop in range(1, 400):                        # they part only for inputs of 225..256
+        zfraw, zoo = stored_size(crop), stored_size(crop, convention="zoo")
+        assert zfraw == (256 if crop == 224 else crop + crop // 8)
+        assert zoo == (256 if 224 <= crop <= 256 else zfraw)
+    # a run's --resize wins in both; None or 0 means the default
+    assert stored_size(227, 300) == stored_size(227, 300, "zoo") == 300
+    assert stored_size(64, None) == stored_size(64, 0) == 72
+    with pytest.raises(ValueError, match="choose zfraw or zoo"):
+        stored_size(64, convention="imagenet")

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from definitions import one_line_error
-from zfraw.nets.inputs import InputSpec, preset_size
+from zfraw.data import stored_size
+from zfraw.nets.inputs import InputSpec
 from zfraw.viz.source import ImageSource
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,8 +49,8 @@ def test_presets_against_hand_computation():
     x = InputSpec.zfraw(mean, 32, 1 / 64).apply(images)
     np.testing.assert_allclose(x, ((crop - mean[2:34, 2:34]) / 64).transpose(0, 3, 1, 2),
                                rtol=1e-5, atol=1e-5)
-    assert preset_size(224) == 256 and InputSpec.preset("caffe", 227).size == 256
-    assert preset_size(64) == 72
+    assert stored_size(224, convention="zoo") == 256 and InputSpec.preset("caffe", 227).size == 256
+    assert stored_size(64, convention="zoo") == 72
 
 
 @pytest.mark.parametrize("name", ["caffe", "torch", "none", "zfraw", "custom"])

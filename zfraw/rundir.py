@@ -49,11 +49,6 @@ class RunError(ValueError):
     message is one line that says what to do."""
 
 
-def stored_size(crop: int) -> int:
-    """Default stored side S for net input ``crop``: 256 for 224 (the paper), else crop*9/8."""
-    return 256 if crop == 224 else crop + crop // 8
-
-
 class RunDir:
     """One run folder. ``RunDir(path)`` touches nothing on disk; the writers below do."""
 

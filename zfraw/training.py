@@ -23,14 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend, distributed, host, ops
-from .data import BatchLoader, hold_out, load_spec, mean_image, mean_per_class_accuracy
+from .data import (BatchLoader, hold_out, load_spec, mean_image, mean_per_class_accuracy,
+                   stored_size)
 from .layers import Dropout
 from .nets import build, get_spec
 from .ops import registry
 from .ops.elementwise import check_dropout_p
 from .optim import SCHEMES, SGD, ReduceLROnPlateau, StepLR, renormalize_filters
 from .progress import Progress
-from .rundir import FIG4_EPOCHS, RunDir, RunError, stored_size
+from .rundir import FIG4_EPOCHS, RunDir, RunError
 
 __all__ = ["FIG4_EPOCHS", "HardStop", "RunError", "TrainConfig", "TrainingDiverged",
            "check_config", "evaluate", "resume_config", "train", "train_step"]

@@ -3,8 +3,9 @@
 - :mod:`.synthetic`: the built-in ``synthetic`` dataset (ten shapes on cluttered backgrounds).
 - :mod:`.tiny_imagenet`, :mod:`.folders`, :mod:`.caltech101`: real datasets in their on-disk
   layouts, decoded once (:mod:`.images`) into a memory-mapped uint8 cache (:mod:`.dataset`).
-- :mod:`.transforms`: mean image, random crops + flips, the evaluation view (:func:`eval_view`:
-  centre crop - mean, times the input scale) and ten-crop views.
+- :mod:`.transforms`: the stored image side (:func:`stored_size`), mean image, random crops +
+  flips, the evaluation view (:func:`eval_view`: centre crop - mean, times the input scale) and
+  ten-crop views.
 - :mod:`.batches`: deterministic per-epoch batches with background prefetch.
 - :mod:`.spec`: ``synthetic``, ``synthetic:N``, ``tiny-imagenet:PATH``, ``folder:PATH``,
   ``caltech101[-N]:PATH``, ``caltech256[-N]:PATH``.
@@ -26,12 +27,12 @@ from .spec import load_spec, parse_spec
 from .synthetic import CLASSES as SYNTHETIC_CLASSES
 from .synthetic import make_synthetic, synthetic_splits
 from .tiny_imagenet import load_tiny_imagenet
-from .transforms import (center_crop, center_offset, crop_batch, eval_view, mean_image, ten_crop,
-                         ten_crop_offsets)
+from .transforms import (center_crop, center_offset, crop_batch, eval_view, mean_image,
+                         stored_size, ten_crop, ten_crop_offsets)
 
 __all__ = ["BatchLoader", "DataError", "Dataset", "SYNTHETIC_CLASSES", "build_dataset",
            "center_crop", "center_offset", "crop_batch", "default_cache_dir", "eval_view", "hold_out",
            "load_caltech101", "load_caltech256", "load_caltech_all", "load_folder", "load_rgb",
            "load_spec", "load_tiny_imagenet", "make_synthetic", "mean_image",
-           "mean_per_class_accuracy", "parse_spec", "split_rows", "synthetic_splits", "ten_crop",
-           "ten_crop_offsets"]
+           "mean_per_class_accuracy", "parse_spec", "split_rows", "stored_size",
+           "synthetic_splits", "ten_crop", "ten_crop_offsets"]

@@ -1,7 +1,8 @@
 """The paper's crops, flips and mean subtraction, on whole batches with vectorized indexing.
 
-Images are stored at S x S (shorter side resized, centre crop). The per-pixel mean image is taken
-over the training set at S x S (float32 (S, S, 3)) and saved with the run. A crop of side C at
+Images are stored at S x S (shorter side resized, centre crop; S from :func:`stored_size`, the
+one statement of the default). The per-pixel mean image is taken over the training set at S x S
+(float32 (S, S, 3)) and saved with the run. A crop of side C at
 offset (oy, ox), optionally flipped left-right, of ``image - mean`` is built by indexing rows and
 columns with per-image index arrays; a flip is the column index read backwards. Output batches
 are float32 (N, 3, C, C), channels first, as the nets expect.
@@ -13,6 +14,31 @@ crop, each also flipped, in the order of :func:`ten_crop_offsets`.
 from __future__ import annotations
 
 import numpy as np
+
+STORED_CONVENTIONS = ("zfraw", "zoo")
+
+
+def stored_size(crop: int, resize: int | None = None, convention: str = "zfraw") -> int:
+    """The stored image side S for a net of input side ``crop``: ``resize`` when it is given (a
+    run's ``--resize``; None or 0 for the default), else the default of ``convention``:
+
+    - ``'zfraw'``: 256 for a 224 input (the paper's 224 crops of 256 images), else crop * 9/8
+      (``crop + crop // 8``: 72 for 64, 255 for 227). Training runs and everything that reads
+      them (reports, experiments) store at this size.
+    - ``'zoo'``: 256 for every input of 224 to 256, the ImageNet model zoo's convention (Caffe's
+      227 nets and torchvision's 224 nets both read 256 images), else as 'zfraw'. The input
+      presets of imported nets (:class:`zfraw.nets.inputs.InputSpec`) store at this size.
+
+    The two part on purpose for inputs 225..256 (a 227 crop: 255 for zfraw, 256 for the zoo).
+    """
+    if convention not in STORED_CONVENTIONS:
+        raise ValueError(f"stored size convention {convention!r}: choose "
+                         f"{' or '.join(STORED_CONVENTIONS)}")
+    if resize:
+        return resize
+    if crop == 224 or (convention == "zoo" and 224 <= crop <= 256):
+        return 256
+    return crop + crop // 8
 
 
 def mean_image(images: np.ndarray, chunk: int = 1024) -> np.ndarray:

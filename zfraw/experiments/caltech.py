@@ -18,10 +18,10 @@ import os
 
 import numpy as np
 
-from ..data import load_caltech_all, parse_spec, split_rows
+from ..data import load_caltech_all, parse_spec, split_rows, stored_size
 from ..data.caltech101 import N_TEST
 from ..data.spec import caltech_kind
-from ..rundir import RunDir, stored_size
+from ..rundir import RunDir
 from ..training import TrainConfig
 from ..viz.source import ImageSource
 from . import paper
@@ -57,7 +57,7 @@ def source_features(source_run, kind: str, root: str, layers, out, grid: int = 2
     the full Dataset). Cached by checkpoint (path, size, mtime), tree, layers and grid."""
     run, config, net, ckpt, path = _source(source_run)
     crop = net.input_shape[1]
-    size = config.get("resize") or stored_size(crop)
+    size = stored_size(crop, config.get("resize"))
     full = load_caltech_all(root, kind, size, config.get("cache_dir"))
     st = os.stat(path)
     key = {"checkpoint": str(path.resolve()), "bytes": st.st_size, "mtime": st.st_mtime_ns,

@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from ..rundir import RunDir, stored_size
+from ..data import stored_size
+from ..rundir import RunDir
 from ..nets import get_spec
 from ..training import TrainConfig, train
 from . import paper
@@ -50,7 +51,7 @@ def _row_metrics(cfg: TrainConfig) -> dict:
 def scale_text(base: TrainConfig, arch: str) -> str:
     """The scale the rows were measured at, stated in one line."""
     crop = get_spec(arch)["input"][1]
-    size = base.resize or stored_size(crop)
+    size = stored_size(crop, base.resize)
     return (f"data `{base.data}`, {crop}x{crop} crops of {size}x{size} images, width "
             f"{base.width}, {base.epochs} epochs, batch {base.batch_size}, lr {base.lr} "
             f"({base.schedule}), init {base.init}, input scale {base.input_scale:g}, dropout "

@@ -18,10 +18,11 @@ Presets (``--preprocess`` of ``python -m zfraw.report --model``; C from the net'
     none    RGB, 0..255 as stored
     zfraw   a zfraw run's: RGB minus its per-pixel mean image, times its input scale
 
-The presets store at S = 256 for nets of input 224..256 (the ImageNet convention), else at
-zfraw's ``stored_size(C)`` (C * 9/8). ONNX files do not say how their inputs were made;
-:func:`zfraw.nets.onnx.save_onnx` records a net's ``input_spec`` in the file's
-``metadata_props`` (key ``zfraw.input_spec``, JSON) and ``load_onnx`` reads it back.
+The presets store at S = 256 for nets of input 224..256 (the model zoo's convention), else at
+zfraw's C * 9/8 (:func:`zfraw.data.stored_size` with ``convention='zoo'``). ONNX files do not
+say how their inputs were made; :func:`zfraw.nets.onnx.save_onnx` records a net's
+``input_spec`` in the file's ``metadata_props`` (key ``zfraw.input_spec``, JSON) and
+``load_onnx`` reads it back.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import json
 
 import numpy as np
 
-from ..data.transforms import center_offset, eval_view
+from ..data.transforms import center_offset, eval_view, stored_size
 
 PRESETS = ("caffe", "torch", "zfraw", "none")
 ORDERS = ("RGB", "BGR")
@@ -38,13 +39,6 @@ METADATA_KEY = "zfraw.input_spec"
 IMAGENET_BGR_MEAN = (104.0, 117.0, 123.0)                   # Caffe's mean pixel, B, G, R
 TORCH_MEAN = (0.485, 0.456, 0.406)                          # torchvision, RGB, 0..1 units
 TORCH_STD = (0.229, 0.224, 0.225)
-
-
-def preset_size(crop: int) -> int:
-    """The stored side the presets use: 256 for inputs 224..256, else zfraw's C + C//8."""
-    from ..rundir import stored_size
-
-    return 256 if 224 <= crop <= 256 else stored_size(crop)
 
 
 class InputSpec:
@@ -79,7 +73,7 @@ class InputSpec:
                scale: float = 1.0) -> "InputSpec":
         """A named convention for a net of input side ``crop``; ``mean`` and ``scale`` are
         'zfraw''s (its mean image or mean pixel, its input scale) and ignored otherwise."""
-        size = preset_size(crop) if size is None else size
+        size = stored_size(crop, convention="zoo") if size is None else size
         if name == "caffe":
             return cls(size, crop, "BGR", IMAGENET_BGR_MEAN[::-1], name=name)
         if name == "torch":
@@ -178,4 +172,4 @@ class InputSpec:
                 f"{self.formula()})")
 
 
-__all__ = ["InputSpec", "METADATA_KEY", "ORDERS", "PRESETS", "preset_size"]
+__all__ = ["InputSpec", "METADATA_KEY", "ORDERS", "PRESETS"]

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..data import DataError, load_spec, mean_image
+from ..data import DataError, load_spec, mean_image, stored_size
 from ..data.images import map_box
 from ..data.spec import parse_spec
 from ..data.synthetic import validation_parts
-from ..nets.inputs import InputSpec, preset_size
-from ..rundir import stored_size
+from ..nets.inputs import InputSpec
 from .source import ImageSource
 
 
@@ -34,7 +33,7 @@ def load_source(config: dict, mean, crop: int, spec: str | None = None, limit: i
     if limit < 1:
         raise ValueError(f"--limit must be at least 1 image, got {limit}")
     spec = _data_spec(spec or config.get("data", "synthetic"), limit)
-    size = config.get("resize") or stored_size(crop)
+    size = stored_size(crop, config.get("resize"))
     _, val = load_spec(spec, size, seed=config.get("seed", 0),
                        cache_dir=config.get("cache_dir"))
     if classes is not None and list(val.classes) != list(classes):
@@ -65,7 +64,7 @@ def load_train_source(config: dict, mean, crop: int, n: int, spec: str | None = 
     if n < 1:
         raise ValueError(f"--evolution-images must be at least 1, got {n}")
     spec = spec or config.get("data", "synthetic")
-    size = config.get("resize") or stored_size(crop)
+    size = stored_size(crop, config.get("resize"))
     seed = config.get("seed", 0)
     if spec.split(":")[0] == "synthetic":
         train, _ = load_spec(f"synthetic:{n}", size, seed=seed)
@@ -175,7 +174,8 @@ def load_model_source(spec: str, input_spec: InputSpec | None, crop: int, limit:
     """The first ``limit`` validation images of dataset ``spec`` for an imported net of input
     side ``crop``, stored at the input spec's size and read through it. ``input_spec`` None:
     zfraw's convention with no recorded mean, i.e. the per-pixel mean image of the dataset's
-    training images at :func:`preset_size` (scale 1).
+    training images at the model zoo's stored size (``stored_size(crop, convention='zoo')``,
+    scale 1).
 
     ``class_names``: the model's classes from a labels file (None: unnamed). Returns
     (source, matched): with ``matched`` the source's labels are the model's class indices of
@@ -183,7 +183,7 @@ def load_model_source(spec: str, input_spec: InputSpec | None, crop: int, limit:
     (for its class list only) and the caller is expected to replace them by predictions."""
     if limit < 1:
         raise ValueError(f"--limit must be at least 1 image, got {limit}")
-    size = input_spec.size if input_spec is not None else preset_size(crop)
+    size = input_spec.size if input_spec is not None else stored_size(crop, convention="zoo")
     train, val = load_spec(_data_spec(spec, limit), size)
     if input_spec is None:
         input_spec = InputSpec.zfraw(mean_image(train.images), crop)
