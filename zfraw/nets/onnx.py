@@ -33,6 +33,7 @@ import re
 import numpy as np
 
 from ..layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from ..ops.conv import pad_spec
 from .net import Net
 
 SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "LRN", "Gemm", "MatMul", "Add", "Flatten",
@@ -414,12 +415,13 @@ class _Importer:
         return [int(p) for p in pads], auto
 
     def _zfraw_pad(self, node, pads, what):
-        if len(set(pads)) == 1:
-            return pads[0]
-        if not features()["asymmetric_pads"]:
+        """ONNX pads as a layer's ``pad``: an int when the four sides agree, else the 4-tuple
+        (refused, naming the node, by a build whose layers take one padding only)."""
+        pad = pad_spec(pads)
+        if isinstance(pad, tuple) and not features()["asymmetric_pads"]:
             raise self.fail(node, f"attribute pads={pads} is asymmetric, and this zfraw "
                                   f"build's {what} takes one padding for every side")
-        return tuple(pads)
+        return pad
 
     def _conv(self, node, a, shape):
         c, _, _ = self._need_maps(node, shape)
@@ -594,16 +596,6 @@ class _Importer:
 
 
 # -- export ---------------------------------------------------------------------------------
-def _pads4(pad) -> list[int]:
-    """A layer's padding as ONNX pads [top, left, bottom, right]."""
-    if isinstance(pad, (int, np.integer)):
-        return [int(pad)] * 4
-    pad = [int(p) for p in pad]
-    if len(pad) == 2:  # (vertical, horizontal)
-        return [pad[0], pad[1], pad[0], pad[1]]
-    return pad
-
-
 def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') that passes
     ``onnx.checker`` and runs in onnxruntime: Conv (group, pads), Relu, MaxPool (pads,
@@ -633,13 +625,12 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
         name, y = layer.name, layer.name
         if isinstance(layer, Dropout):
             continue
-        pads = list(getattr(layer, "pads", None) or _pads4(getattr(layer, "pad", 0)))
         if isinstance(layer, Conv2d):
             k = int(layer.k)
             nodes.append(helper.make_node(
                 "Conv", [x, weight(f"{name}.W", layer.params["W"]),
                          weight(f"{name}.b", layer.params["b"])], [y], name=name,
-                kernel_shape=[k, k], strides=[int(layer.stride)] * 2, pads=pads,
+                kernel_shape=[k, k], strides=[int(layer.stride)] * 2, pads=list(layer.pads),
                 dilations=[1, 1], group=int(getattr(layer, "groups", 1))))
         elif isinstance(layer, ReLU):
             nodes.append(helper.make_node("Relu", [x], [y], name=name))
@@ -652,7 +643,7 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
                 extra["ceil_mode"] = 1
             nodes.append(helper.make_node(
                 "MaxPool", [x], [y], name=name, kernel_shape=[k, k],
-                strides=[int(layer.stride)] * 2, pads=pads, **extra))
+                strides=[int(layer.stride)] * 2, pads=list(layer.pads), **extra))
         elif isinstance(layer, LocalResponseNorm):
             nodes.append(helper.make_node(
                 "LRN", [x], [y], name=name, size=int(layer.size), alpha=float(layer.alpha),
