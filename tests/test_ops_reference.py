@@ -158,6 +158,17 @@ def test_softmax_xent_stable_and_correct():
     assert_close(ops.softmax_xent_bwd(pr, y), num, atol=1e-8)
 
 
+def test_softmax_stable_and_the_same_as_softmax_xent_probabilities():
+    from zfraw.ops.loss import softmax
+
+    p = softmax(np.array([[1000., 0., -1000.], [1., 2., 3.]]))
+    assert np.all(np.isfinite(p)) and p[0, 0] == 1.0 and p[0, 2] == 0.0
+    assert_close(p[1], np.exp([1., 2., 3.]) / np.exp([1., 2., 3.]).sum(), rtol=1e-15)
+    z = np.random.default_rng(1).standard_normal((6, 7)) * 10
+    assert_close(softmax(z), ops.softmax_xent(z, np.zeros(6, np.int64))[1], rtol=1e-12)
+    assert softmax(z.astype(np.float32)).dtype == np.float32
+
+
 def test_sgd_update_formula():
     rng = np.random.default_rng(0)
     p, g, v = (rng.standard_normal(5) for _ in range(3))

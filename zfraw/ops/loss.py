@@ -1,4 +1,5 @@
-"""Reference softmax with cross-entropy, numerically stable, mean over the batch."""
+"""Reference softmax with cross-entropy, numerically stable, mean over the batch, and the plain
+softmax that the analyses read a net's class probabilities with."""
 from __future__ import annotations
 
 from ..backend import get_array_module
@@ -10,6 +11,16 @@ def check_logits_labels(logits, labels):
         raise ValueError(f"softmax_xent: logits must be (N, K), got shape {logits.shape}")
     if labels.shape != (logits.shape[0],):
         raise ValueError(f"softmax_xent: labels must be ({logits.shape[0]},), got {labels.shape}")
+
+
+def softmax(logits):
+    """Row-wise softmax of (N, K) logits, on the logits' own backend and in their dtype;
+    stable (the row maximum is subtracted first, so exp never overflows). Not a dispatched
+    primitive: the analyses call it on host float64 logits. :func:`softmax_xent`'s probabilities
+    are the same numbers to rounding, computed from the log-probabilities its loss needs."""
+    xp = get_array_module(logits)
+    e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 @register("softmax_xent", "numpy")

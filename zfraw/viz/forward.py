@@ -6,13 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import to_device, to_host
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, K) logits, computed stably on the host."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+from ..ops.loss import softmax
 
 
 def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):

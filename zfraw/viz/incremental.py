@@ -27,6 +27,7 @@ import copy
 import numpy as np
 
 from ..layers import Conv2d, Dropout, LocalResponseNorm, MaxPool2d, ReLU
+from ..ops.loss import softmax
 
 POINTWISE = (ReLU, LocalResponseNorm, Dropout)   # dropout: the identity in eval mode
 
@@ -124,9 +125,7 @@ class IncrementalOcclusion:
             if i == self.layer:
                 target = full if full is not None else _complete(self.base[i + 1], patches,
                                                                  starts)
-        logits = full.astype(np.float64)
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True), target
+        return softmax(full.astype(np.float64)), target
 
     def _window_layer(self, layer, i, patches, starts):
         """Run conv/pool ``layer`` (the net's i-th) on each patch's receptive region; returns
