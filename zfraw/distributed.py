@@ -4,7 +4,9 @@
 
 Started by ``mpiexec`` with more than one rank, :func:`world` returns a :class:`Team` (mpi4py is
 imported then, and only then: a plain ``python train.py`` never touches MPI). The training loop
-(:mod:`zfraw.training`) asks the team for five things, and nothing else changes:
+(:mod:`zfraw.training`) is written once, for a team: a plain process is a team of one
+(:class:`Solo`, from :func:`team`), whose collectives have nobody to talk to. The loop asks the
+team for five things, and nothing else changes:
 
 - **the shard of each batch**: the epoch plan (order, crops, flips) is the single process's,
   a function of (seed, epoch); global batch ``s`` is ``order[s*B:(s+1)*B]`` and rank r takes
@@ -92,6 +94,12 @@ def world():
     return _WORLD[0]
 
 
+def team():
+    """The team this process trains in: :func:`world`'s :class:`Team` under ``mpiexec`` with
+    several ranks, else :data:`SOLO`, a team of one (mpi4py is then never imported)."""
+    return world() or SOLO
+
+
 def shard_range(n: int, rank: int, size: int) -> tuple[int, int]:
     """[lo, hi) of rank's contiguous share of n items (shares differ by at most one)."""
     return n * rank // size, n * (rank + 1) // size
@@ -167,18 +175,29 @@ class Team:
         """Run ``fn()`` on rank 0, then (if it succeeded) on the others: for work that fills a
         shared cache (decoding a dataset) or may fail for everyone alike. Rank 0's error is
         raised on every rank, marked :func:`agreed`."""
+        out = self._on_root(fn, share=False)
+        return out if self.root else fn()
+
+    def from_root(self, fn):
+        """Run ``fn()`` on rank 0 alone and return its result (which must pickle) on every rank:
+        for decisions that rank 0 makes for the job (a run folder's checks, under its lock).
+        Rank 0's error is raised on every rank, marked :func:`agreed`."""
+        return self._on_root(fn, share=True)
+
+    def _on_root(self, fn, share: bool):
+        """``fn()`` on rank 0; the others get its result (when ``share``) or its error."""
         if self.root:
             try:
                 out = fn()
             except Exception as e:
-                self.bcast(_portable(e))
+                self.bcast(("error", _portable(e)))
                 raise agreed(e)
-            self.bcast(None)
+            self.bcast(("ok", out if share else None))
             return out
-        error = self.bcast(None)
-        if error is not None:
-            raise agreed(error)
-        return fn()
+        kind, value = self.bcast(None)
+        if kind == "error":
+            raise agreed(value)
+        return value
 
     # -- the training loop's needs ---------------------------------------------------------------
     def check_batch(self, batch_size: int) -> None:
@@ -196,6 +215,11 @@ class Team:
         """Steps between reads of the running sums: every step on the CPU (a read costs nothing
         there and keeps rank 0's progress line live), else as in a single process."""
         return 1 if device == "cpu" else single
+
+    def grad_reducer(self, net) -> "GradBuckets":
+        """What :func:`zfraw.training.train_step` calls between the backward and the update:
+        the gradients averaged over the ranks, in fused buckets."""
+        return GradBuckets(net, self)
 
     def share_net(self, net) -> None:
         """Make every rank start from rank 0's weights, and give each rank's dropout layers
@@ -246,6 +270,71 @@ def _portable(e: BaseException) -> BaseException:
         return e
     except Exception:   # noqa: BLE001
         return RuntimeError(str(e))
+
+
+class Solo:
+    """A plain process as a team of one: rank 0 of 1, the root, whose collectives have nobody to
+    talk to (a reduction or a gather of one value is that value, a broadcast returns what it
+    was given), with nothing to shard, share, reduce or check. The training loop runs it through
+    the same calls as a :class:`Team`, and none of them reads from the device, so a GPU's
+    queue is never stalled by them."""
+
+    rank, size, local_rank, root = 0, 1, 0, True
+    nccl = None
+
+    def __repr__(self):
+        return "Solo()"
+
+    # -- small collectives (host values) -------------------------------------------------------
+    def barrier(self) -> None:
+        pass
+
+    def bcast(self, obj):
+        return obj
+
+    def allgather(self, obj) -> list:
+        return [obj]
+
+    def any(self, flag: bool) -> bool:
+        return bool(flag)
+
+    def sum(self, values) -> list:
+        """The values as floats, as :meth:`Team.sum` returns them."""
+        return [float(v) for v in values]
+
+    def root_first(self, fn):
+        return fn()
+
+    def from_root(self, fn):
+        return fn()
+
+    # -- the training loop's needs ---------------------------------------------------------------
+    def check_batch(self, batch_size: int) -> None:
+        pass                     # every batch divides over one rank
+
+    def train_loader(self, *args, **kw) -> BatchLoader:
+        return BatchLoader(*args, **kw)
+
+    def shard(self, data):
+        return data
+
+    def sync_every(self, device: str, single: int) -> int:
+        return single
+
+    def grad_reducer(self, net) -> None:
+        return None              # train_step's gradients are already the batch's
+
+    def share_net(self, net) -> None:
+        pass
+
+    def check_in_step(self, net) -> None:
+        pass
+
+    def use_gpu(self) -> None:
+        pass                     # the current device, as any CuPy program
+
+
+SOLO = Solo()
 
 
 class ShardedLoader(BatchLoader):
