@@ -236,3 +236,86 @@ def test_collect_topk_sharded_without_a_team_is_the_single_pass():
         for name in want:
             for f in ("values", "image", "y", "x"):
                 np.testing.assert_array_equal(getattr(want[name], f), getattr(got[name], f))
+
+
+def test_a_plain_process_is_a_team_of_one():
+    """Without a launcher, training runs in distributed.SOLO: rank 0 of 1, the root, whose
+    collectives return what they are given, whose loader is the plain BatchLoader (the same
+    batches), and which shares, reduces and checks nothing (weights and dropout seeds as
+    they were; no gradient reducer, so train_step's gradients stay the batch's)."""
+    from zfraw.data import BatchLoader, Dataset, make_synthetic, mean_image
+    from zfraw.layers import Dropout
+    from zfraw.nets import build
+
+    team = distributed.team()
+    assert team is distributed.SOLO
+    assert (team.rank, team.size, team.root) == (0, 1, True)
+    assert team.any(False) is False and team.any(True) is True
+    assert team.sum([1.5, 2, 7]) == [1.5, 2.0, 7.0]
+    marker = object()
+    assert team.bcast(marker) is marker and team.allgather(marker) == [marker]
+    assert team.from_root(lambda: marker) is marker and team.root_first(lambda: marker) is marker
+    with pytest.raises(ZeroDivisionError):
+        team.from_root(lambda: 1 / 0)
+    assert team.sync_every("cuda", 50) == 50 and team.sync_every("cpu", 50) == 50
+    team.check_batch(15)                            # any batch divides over one rank
+
+    images, labels, _ = make_synthetic(24, seed=0, size=36)
+    data = Dataset(images, labels, None, list("abcdefghij"), list("abcdefghij"))
+    assert team.shard(data) is data
+    mean = mean_image(images)
+    mine = team.train_loader(data, mean, 32, 8, 3, False, 1 / 64)
+    plain = BatchLoader(data, mean, 32, 8, 3, False, 1 / 64)
+    assert type(mine) is BatchLoader
+    for (x, y), (px, py) in zip(mine.train_batches(1), plain.train_batches(1), strict=True):
+        np.testing.assert_array_equal(x, px)
+        np.testing.assert_array_equal(y, py)
+
+    net = build("zf-32", 10, seed=0, width=0.125)
+    before = {name: p.copy() for name, p, _ in net.params_and_grads()}
+    seeds = [layer.seed for layer in net.layers if isinstance(layer, Dropout)]
+    team.share_net(net)
+    team.check_in_step(net)
+    assert team.grad_reducer(net) is None
+    for name, p, _ in net.params_and_grads():
+        np.testing.assert_array_equal(p, before[name], err_msg=name)
+    assert [layer.seed for layer in net.layers if isinstance(layer, Dropout)] == seeds
+
+
+def test_the_team_of_one_answers_everything_the_training_loop_asks_a_team():
+    """Every ``team.<name>`` that zfraw/training.py uses exists on Team and on Solo, so the one
+    training path runs under mpiexec and in a plain process alike."""
+    import re
+
+    import zfraw.training
+
+    with open(zfraw.training.__file__) as f:
+        asked = set(re.findall(r"\bteam\.(\w+)", f.read()))
+    assert {"root", "any", "sum", "allgather", "from_root", "share_net"} <= asked
+    for cls in (distributed.Team, distributed.Solo):
+        missing = sorted(name for name in asked if not hasattr(cls, name)
+                         and name not in ("rank", "size", "root", "local_rank", "nccl"))
+        assert not missing, f"{cls.__name__} lacks {missing}"
+    for name in ("rank", "size", "root"):
+        assert hasattr(distributed.SOLO, name)
+
+
+def test_a_stop_is_agreed_and_never_withdrawn():
+    """The stop flag takes any rank's stop, and an exchange that says no stop (a Ctrl-C landing
+    while the ranks exchanged their flags) leaves a stop already asked in place."""
+    from zfraw.training import _StopFlag
+
+    class Says:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def any(self, flag):
+            return self.answer
+
+    flag = _StopFlag()
+    flag.agree(distributed.SOLO)
+    assert flag.requested is False
+    flag.agree(Says(True))                          # another rank was stopped
+    assert flag.requested is True
+    flag.agree(Says(False))
+    assert flag.requested is True

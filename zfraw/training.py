@@ -4,6 +4,12 @@ after every step, validation top-1/top-5 each epoch, metrics and checkpoints in 
 
 The step itself, :func:`train_step`, is the one the step benchmark times.
 
+One path for a plain process and for every rank of an MPI job (:mod:`zfraw.distributed`; a plain
+process is a team of one): :func:`train` has rank 0 check and lock the run folder, then a
+:class:`_Session` sets up (data, net, optimizer, from the checkpoint when resuming) and goes
+epoch by epoch (:meth:`_Session.train_epoch`, :meth:`_Session.validate`,
+:meth:`_Session.end_epoch`).
+
 Exact resume: an epoch's batches (order, crops, flips) are a function of (seed, epoch) alone
 (:class:`zfraw.data.BatchLoader`) and the dropout masks of the layers' call counters, which the
 checkpoint holds. A run stopped by Ctrl-C saves at the last finished step and resumes from that
@@ -208,18 +214,23 @@ def _read_sums(acc) -> tuple[float, int]:
     return loss, int(correct)
 
 
+def _no_sums() -> dict:
+    """The running sums of an epoch with no step done yet."""
+    return {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
+
+
 class _RunningSums:
     """An epoch's running train sums (the checkpoint's ``sums``: loss, correct, seen, time).
     Loss and correct count accumulate on the device, in float64 and step after step in the same
     order wherever the reads fall (so the metrics, and a resumed run's, are the same bit for bit);
     the host sees them only at sync points (:meth:`sync`). ``host`` holds the last read."""
 
-    def __init__(self, sums: dict, device: str, step: int, team=None):
+    def __init__(self, sums: dict, device: str, step: int, team=distributed.SOLO):
         xp = backend.xp_for(device)
         self.host = dict(sums)
         self.team = team   # data-parallel: each rank sums its shares; the reads sum the ranks'
-        if team is not None and not team.root:
-            sums = {"loss": 0.0, "correct": 0, "seen": 0}   # the run's sums so far: on rank 0
+        if not team.root:
+            sums = _no_sums()   # the run's sums so far are on rank 0
         self.acc = xp.asarray([sums["loss"], sums["correct"]], dtype=xp.float64)
         self.seen = sums["seen"]
         self.synced_step = step
@@ -239,11 +250,8 @@ class _RunningSums:
         previous read goes to ``time``: the read waits for the device, so the time includes all
         the work queued since. (A GPU step returns once launched; timing each step on the host
         would miss most of its work, so images/s is measured between reads.)"""
-        loss, correct = _read_sums(self.acc)
-        seen = self.seen
-        if self.team is not None:
-            loss, correct, seen = self.team.sum([loss, correct, seen])
-            correct, seen = int(correct), int(seen)
+        loss, correct, seen = self.team.sum([*_read_sums(self.acc), self.seen])
+        correct, seen = int(correct), int(seen)
         now = time.perf_counter()
         self.host.update(loss=loss, correct=correct, seen=seen,
                          time=self.host["time"] + now - self.t0)
@@ -279,21 +287,16 @@ def _make_schedule(cfg: TrainConfig, opt):
 
 
 def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambda: False,
-             team=None):
+             team=distributed.SOLO):
     """Top-1/top-5 and mean loss of ``net`` on ``loader``'s set (centre crop or 10-crop with the
     softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short.
-    With a ``team`` (data-parallel), ``loader`` holds this rank's shard of the set: the ranks'
+    With a data-parallel ``team``, ``loader`` holds this rank's shard of the set: the ranks'
     per-image statistics are gathered in rank order, so every rank gets the metrics of the whole
     set (None on every rank when any rank was stopped)."""
-    stats = _eval_stats(net, loader, ten, device, should_stop)
-    if team is not None:
-        parts = team.allgather(stats)
-        if any(p is None for p in parts):
-            return None
-        stats = tuple(np.concatenate(field) for field in zip(*parts))
-    if stats is None:
+    parts = team.allgather(_eval_stats(net, loader, ten, device, should_stop))
+    if any(p is None for p in parts):
         return None
-    nll, top5, labels = stats
+    nll, top5, labels = (np.concatenate(field) for field in zip(*parts))
     pred = top5[:, 0]
     return {"val_loss": float(nll.mean()),
             "val_top1": float((pred == labels).mean()),
@@ -365,6 +368,12 @@ class _StopFlag:
         if self.hard:
             raise HardStop
 
+    def agree(self, team) -> None:
+        """Make a stop asked on any rank of ``team`` asked on every rank. It only ever sets the
+        flag, so a Ctrl-C that lands during the exchange is not lost."""
+        if team.any(self.requested):
+            self.requested = True
+
     def __exit__(self, *exc):
         if self.saved is not None:
             signal.signal(signal.SIGINT, self.saved)
@@ -387,24 +396,64 @@ def train(cfg: TrainConfig, resume: bool = False, *, asked: dict | None = None,
 
     Started by ``mpiexec`` with several ranks, the run is data-parallel
     (:mod:`zfraw.distributed`): rank 0 checks, locks and writes the folder, every rank trains on
-    its share of each batch."""
-    team = distributed.world()
-    if team is not None:
-        return _train_team(team, cfg, resume, asked, overwrite, resume_from, step_hook, log)
-    check_config(cfg)
+    its share of each batch. A plain process is the team of one, rank 0 of 1, and takes the
+    same path."""
+    team = distributed.team()
     run = RunDir(cfg.out)
-    if (resume or resume_from is not None) and not run.path.is_dir():
-        raise RunError(f"{run.path}: no such run folder to resume")
-    with run.lock():
-        cfg, ckpt, _, early = _prepare(cfg, run, resume, asked, overwrite, resume_from, log)
+    cfg, ckpt, early = _agree_on_run(team, run, cfg, resume, asked, overwrite, resume_from, log)
+    if not team.root:
+        log = _quiet     # rank 0 speaks for the job
+    try:
         if early is not None:
             return early
+        if cfg.device == "cuda":
+            team.use_gpu()
         host.keep_freed_memory()  # each step's large arrays reuse the last step's pages
-        try:
-            with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
-                return _run(cfg, run, ckpt, step_hook, log)
-        finally:
+        with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
+            try:
+                return _Session(cfg, run, ckpt, team, step_hook, log).run()
+            except TrainingDiverged as e:   # read from the summed losses: on every rank
+                raise distributed.agreed(e)
+    finally:
+        if team.root:
             run.remove_temporaries()
+            run.unlock()
+
+
+def _quiet(*_) -> None:
+    pass
+
+
+def _agree_on_run(team, run, cfg, resume, asked, overwrite, resume_from, log):
+    """Rank 0 checks the settings, takes the folder's lock and makes the checks of a resume
+    (:func:`_prepare`); then every rank has (the config to train with, the checkpoint or None,
+    the result to return at once or None). An error of rank 0's is raised on every rank, marked
+    agreed (so that they exit normally), with the folder unlocked. The checkpoint is not sent:
+    the other ranks read it from its path, and train without a progress bar. Rank 0 holds the
+    lock when this returns."""
+    ckpt = None
+
+    def decide():
+        nonlocal ckpt
+        check_config(cfg)
+        if (resume or resume_from is not None) and not run.path.is_dir():
+            raise RunError(f"{run.path}: no such run folder to resume")
+        run.lock()
+        try:
+            chosen, ckpt, path, early = _prepare(cfg, run, resume, asked, overwrite,
+                                                 resume_from, log)
+            team.check_batch(chosen.batch_size)
+        except BaseException:
+            run.unlock()
+            raise
+        return chosen, None if path is None else str(path), early
+
+    chosen, path, early = team.from_root(decide)
+    if team.root:
+        return chosen, ckpt, early
+    if early is None and path is not None:
+        ckpt, _ = run.load(path)
+    return dataclasses.replace(chosen, progress=False), ckpt, early
 
 
 def _prepare(cfg, run, resume, asked, overwrite, resume_from, log):
@@ -442,230 +491,231 @@ def _prepare(cfg, run, resume, asked, overwrite, resume_from, log):
     return cfg, ckpt, path, None
 
 
-def _train_team(team, cfg, resume, asked, overwrite, resume_from, step_hook, log) -> dict:
-    """:func:`train` on one rank of a data-parallel MPI job. Rank 0 checks the settings, takes
-    the folder's lock and makes the checks of a resume, then tells the others what to train
-    (or the error, which every rank raises: marked agreed, so that they exit normally). The
-    others read the same checkpoint; only rank 0 writes the folder and logs."""
-    run = RunDir(cfg.out)
-    ckpt = path = early = None
-    if team.root:
-        try:
-            check_config(cfg)
-            if (resume or resume_from is not None) and not run.path.is_dir():
-                raise RunError(f"{run.path}: no such run folder to resume")
-            run.lock()
-            cfg, ckpt, path, early = _prepare(cfg, run, resume, asked, overwrite, resume_from,
-                                              log)
-            team.check_batch(cfg.batch_size)
-        except Exception as e:
-            run.unlock()
-            team.bcast(("error", distributed._portable(e)))
-            raise distributed.agreed(e)
-        team.bcast(("ok", cfg, None if path is None else str(path), early))
-    else:
-        log = lambda *a: None   # noqa: E731 - rank 0 speaks for the job
-        what = team.bcast(None)
-        if what[0] == "error":
-            raise distributed.agreed(what[1])
-        _, cfg, path, early = what
-        cfg = dataclasses.replace(cfg, progress=False)
-        if early is None and path is not None:
-            ckpt, _ = run.load(path)
-    try:
-        if early is not None:
-            return early
-        if cfg.device == "cuda":
-            team.use_gpu()
-        host.keep_freed_memory()
-        with registry.use_impl(cfg.impl or registry.default_impl(cfg.device)):
-            try:
-                return _run(cfg, run, ckpt, step_hook, log, team)
-            except TrainingDiverged as e:   # read from the summed losses: on every rank
-                raise distributed.agreed(e)
-    finally:
+class _Session:
+    """One :func:`train` call on one rank of ``team``, with the folder locked (by rank 0) and
+    the impl selected. Set-up (``__init__``): the data, the net, the optimizer and the schedule,
+    from the checkpoint ``ckpt`` when there is one. Then :meth:`run` goes epoch by epoch:
+    :meth:`train_epoch` steps through one, :meth:`validate` measures the net, :meth:`end_epoch`
+    records the metrics and saves, or :meth:`interrupted` saves where a Ctrl-C stopped.
+
+    Only rank 0 (``team.root``) writes the folder; in a data-parallel team each rank trains on
+    its share of every batch and evaluates its share of the validation (and held-out) images."""
+
+    def __init__(self, cfg: TrainConfig, run: RunDir, ckpt, team, step_hook, log):
+        self.cfg, self.folder, self.team, self.step_hook, self.log = cfg, run, team, step_hook, log
+        crop = get_spec(cfg.arch)["input"][1]
+        size = cfg.resize or stored_size(crop)
+        train_set, val_set = team.root_first(
+            lambda: load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error))
+        hold_set = None
+        if cfg.holdout:
+            train_set, hold_set = hold_out(train_set, cfg.holdout)
+        if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
+            raise RunError(f"{cfg.data} now has classes other than the run's "
+                           f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
+                           "changed on disk: train into a new --out")
+        self.classes = train_set.classes
+        self.net = net = _build_net(cfg, train_set.num_classes)
+        self.opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_mult)
+        self.sched = _make_schedule(cfg, self.opt)
+        self.metrics = None          # the last finished epoch's
+        if ckpt is None:
+            if cfg.init_from:
+                log(_init_from(net, cfg.init_from))
+            self.mean = mean_image(train_set.images)
+            self.epoch, self.step, self.sums = 0, 0, _no_sums()
+            if team.root:
+                run.clear_metrics()
+        else:
+            m = ckpt["meta"]
+            net.load_state_dict(ckpt["net"])
+            self.opt.load_state_dict(ckpt["opt"])
+            _restore_schedule(cfg, m["config"], self.opt, self.sched, m.get("schedule"))
+            self.mean = ckpt["mean"]
+            self.epoch, self.step, self.sums = m["epoch"], m["step"], m["sums"]
+            if team.root:
+                run.trim_metrics(self.epoch)
         if team.root:
-            run.remove_temporaries()
-            run.unlock()
+            run.write_config(dataclasses.asdict(cfg))
+            run.save_mean(self.mean)
+
+        self.train_loader = team.train_loader(train_set, self.mean, crop, cfg.batch_size,
+                                              cfg.seed, cfg.prefetch, cfg.input_scale)
+        self.val_loader = self._eval_loader(val_set, crop)
+        self.hold_loader = None if hold_set is None else self._eval_loader(hold_set, crop)
+        self.steps = self.train_loader.steps_per_epoch()
+        team.share_net(net)
+        self.reduce_grads = team.grad_reducer(net)
+        self.sync_every = team.sync_every(cfg.device, SYNC_EVERY)
+        # A team of one reads the sums whenever its progress bar would redraw; the ranks of a
+        # larger team read at the same steps, so rank 0's bar alone must not decide.
+        self.bar_reads = team.size == 1
+        log(f"{cfg.arch} (width {cfg.width}, {net.num_params():,} params) on {cfg.data}: "
+            f"{len(train_set)} train / "
+            + (f"{len(hold_set)} held-out / " if hold_set is not None else "")
+            + f"{len(val_set)} val, {train_set.num_classes} classes, "
+            f"stored {size}px, crop {crop}px, impl {registry.get_impl()}, device {cfg.device}"
+            + (f"; resuming at epoch {self.epoch + 1} step {self.step}" if ckpt else "")
+            + (f"; data-parallel over {team.size} MPI ranks x {cfg.batch_size // team.size} "
+               f"images ({len(self.reduce_grads)} gradient buckets)" if team.size > 1 else ""))
+
+    def _eval_loader(self, data, crop: int) -> BatchLoader:
+        cfg = self.cfg
+        return BatchLoader(self.team.shard(data), self.mean, crop, cfg.batch_size, cfg.seed,
+                           cfg.prefetch, cfg.input_scale)
+
+    def run(self) -> dict:
+        """Train from the set-up's epoch and step to ``cfg.epochs``; returns :func:`train`'s
+        result."""
+        # A diverging step overflows and spreads NaN through every later op; NumPy would warn at
+        # each of them. The loss check at the next sync point reports it once, with where it
+        # happened, so the warnings add nothing.
+        with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            while self.epoch < self.cfg.epochs:
+                sums = self.train_epoch(stop)
+                res = None if stop.requested else self.validate(stop)
+                stop.check_hard()
+                if res is None:
+                    return self.interrupted(sums)
+                self.end_epoch(sums, res)
+        return {"status": "done", "epoch": self.epoch, "step": 0, "metrics": self.metrics}
+
+    def train_epoch(self, stop: _StopFlag) -> dict:
+        """Step through epoch ``self.epoch`` from step ``self.step`` to its end, or to a stop
+        (Ctrl-C: ``stop.requested``, agreed by every rank at the same step). Returns the
+        epoch's running sums, read at the last step. Raises :class:`TrainingDiverged` at a sync
+        point that reads a non-finite loss, :class:`HardStop` on a second Ctrl-C."""
+        cfg, team = self.cfg, self.team
+        self.net.train()
+        bar = Progress(self.steps, f"epoch {self.epoch + 1}/{cfg.epochs}") if cfg.progress else None
+        sums = _RunningSums(self.sums, cfg.device, self.step, team)
+        batches = self.train_loader.train_batches(self.epoch, start_step=self.step)
+        try:
+            try:
+                # A step only queues device work: nothing is read back on the host (on a GPU a
+                # read would wait for the step) except at the sync points below. The hook gets
+                # no sums, so it needs none.
+                for x, y in batches:
+                    stop.agree(team)   # every rank stops at the same step
+                    if stop.requested:
+                        break
+                    yd = backend.to_device(y, cfg.device)
+                    loss, probs = train_step(self.net, self.opt, backend.to_device(x, cfg.device),
+                                             yd, cfg.renorm_radius, self.reduce_grads)
+                    self.step += 1
+                    sums.add(loss, probs, yd)
+                    if self.step - sums.synced_step >= self.sync_every or (
+                            bar and self.bar_reads and bar.due(self.step)):
+                        self._sync(sums, bar)
+                    if self.step_hook is not None:
+                        try:
+                            self.step_hook(self.epoch, self.step, self.net)
+                        except KeyboardInterrupt as e:
+                            if isinstance(e, HardStop):
+                                raise
+                            stop.requested = True   # as a Ctrl-C: agreed at the next step
+                batches.close()   # here, where a second Ctrl-C reaches us (see _StopFlag)
+            except HardStop:
+                raise
+            except KeyboardInterrupt:
+                stop.requested = True  # raised at a step boundary: save in run()
+            stop.check_hard()
+            stop.agree(team)
+            # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
+            # the sums, and a NaN must stop the run before a checkpoint is written.
+            self._sync(sums, bar)
+        finally:
+            batches.close()
+            if bar:
+                bar.close()
+        return sums.host
+
+    def _sync(self, sums: _RunningSums, bar) -> None:
+        """A sync point: read the running sums, stop on a non-finite loss, show them on the bar.
+        A NaN in any step makes the summed loss NaN, so checking the sum covers every step."""
+        if sums.synced_step == self.step:
+            return                        # nothing new since the last read
+        first = sums.synced_step + 1
+        s = sums.sync(self.step)
+        if not math.isfinite(s["loss"]):
+            raise _diverged(s["loss"], self.epoch + 1, first, self.step, self.opt.lr,
+                            self.folder)
+        if bar:
+            bar.update(self.step, loss=s["loss"] / s["seen"], acc=s["correct"] / s["seen"],
+                       ips=s["seen"] / max(1e-9, s["time"]))
+
+    def validate(self, stop: _StopFlag) -> dict | None:
+        """:func:`evaluate` on the validation images, with the held-out images' metrics added
+        as ``holdout_*`` when there are any; None when a Ctrl-C cut it short."""
+        cfg, should_stop = self.cfg, lambda: stop.requested
+        res = evaluate(self.net, self.val_loader, cfg.ten_crop, cfg.device, should_stop, self.team)
+        if res is None or self.hold_loader is None:
+            return res
+        held = evaluate(self.net, self.hold_loader, cfg.ten_crop, cfg.device, should_stop,
+                        self.team)
+        return None if held is None else dict(res, **{"holdout" + k[3:]: v
+                                                      for k, v in held.items()})
+
+    def save(self, epoch: int, step: int, sums: dict) -> None:
+        """Write last.npz (rank 0): the weights, the optimizer and where the run stands."""
+        if self.team.root:
+            meta = {"config": dataclasses.asdict(self.cfg), "epoch": epoch, "step": step,
+                    "sums": sums,
+                    "schedule": self.sched.state_dict() if self.sched is not None else None,
+                    "classes": self.classes}
+            self.folder.save(self.net, self.opt, self.mean, meta)
+
+    def interrupted(self, sums: dict) -> dict:
+        """Save where a Ctrl-C stopped the epoch (the resume goes on from that step)."""
+        self.save(self.epoch, self.step, sums)
+        self.log(f"interrupted: saved {self.folder.last_path} at epoch {self.epoch + 1} step "
+                 f"{self.step}; continue with --resume --out {self.cfg.out}")
+        return {"status": "interrupted", "epoch": self.epoch, "step": self.step,
+                "metrics": self.metrics}
+
+    def end_epoch(self, sums: dict, res: dict) -> None:
+        """The finished epoch's metrics (train sums, validation ``res``, conv1's structure),
+        the schedule's step (on the held-out images when there are any), the epoch-end
+        checkpoint, the metrics line and the log line."""
+        cfg, opt = self.cfg, self.opt
+        metrics = {"epoch": self.epoch + 1, "lr": opt.lr,
+                   "train_loss": sums["loss"] / max(1, sums["seen"]),
+                   "train_top1": sums["correct"] / max(1, sums["seen"]),
+                   "images_per_s": sums["seen"] / max(1e-9, sums["time"]),
+                   "train_time_s": sums["time"], "ten_crop": cfg.ten_crop, **res,
+                   **_conv1_structure(self.net)}
+        held = self.hold_loader is not None
+        if self.sched is not None:   # the held-out images decide when there are any
+            self.sched.step(1.0 - res["holdout_top1" if held else "val_top1"])
+        self.epoch, self.step, self.sums = self.epoch + 1, 0, _no_sums()
+        self.team.check_in_step(self.net)
+        self.save(self.epoch, 0, self.sums)
+        if self.team.root:
+            self.folder.keep_epoch(self.epoch, cfg.epochs)
+            self.folder.append_metrics(metrics)
+        self.log(f"epoch {self.epoch}: train loss {metrics['train_loss']:.4f} top-1 "
+                 f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "
+                 f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "
+                 + (f"held-out top-1 {res['holdout_top1']:.4f} | " if held else "")
+                 + (f"conv1 structure {metrics['conv1_structure']:.3f} | "
+                    if "conv1_structure" in metrics else "")
+                 + f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
+        self.metrics = metrics
 
 
-def _run(cfg: TrainConfig, run: RunDir, ckpt, step_hook, log, team=None) -> dict:
-    """The body of :func:`train`, with the folder locked, the impl selected and the checkpoint
-    (or None) read. With a ``team`` (data-parallel, :mod:`zfraw.distributed`) only rank 0
-    writes the folder; each rank trains on its share of every batch and evaluates its share of
-    the validation set."""
-    crop = get_spec(cfg.arch)["input"][1]
-    size = cfg.resize or stored_size(crop)
-    load = lambda: load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error)  # noqa: E731
-    train_set, val_set = load() if team is None else team.root_first(load)
-    hold_set = None
-    if cfg.holdout:
-        train_set, hold_set = hold_out(train_set, cfg.holdout)
-    writer = team is None or team.root
-    if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
-        raise RunError(f"{cfg.data} now has classes other than the run's "
-                       f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
-                       "changed on disk: train into a new --out")
-    net = build(cfg.arch, train_set.num_classes, seed=cfg.seed, init=cfg.init, width=cfg.width)
+def _build_net(cfg: TrainConfig, num_classes: int):
+    """The freshly initialised net of ``cfg`` (``init_scale`` and ``dropout`` applied), on its
+    device: before the optimizer exists, so that its velocities go where the weights are, and
+    before any checkpoint is loaded over it."""
+    net = build(cfg.arch, num_classes, seed=cfg.seed, init=cfg.init, width=cfg.width)
     for name, factor in (cfg.init_scale or {}).items():
-        net.layer(name).params["W"] *= factor     # before any checkpoint is loaded over it
+        net.layer(name).params["W"] *= factor
     if cfg.dropout is not None:
         for layer in net.layers:
             if isinstance(layer, Dropout):
                 layer.p = cfg.dropout       # checked by check_config (check_dropout_p)
-    net.to(cfg.device)  # before the optimizer state is loaded: velocities go where the weights are
-    opt = SGD(net, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.lr_mult)
-    sched = _make_schedule(cfg, opt)
-    if ckpt is None and cfg.init_from:
-        log(_init_from(net, cfg.init_from))
-    if ckpt is None:
-        mean = mean_image(train_set.images)
-        epoch, step, sums = 0, 0, {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-        run.clear_metrics()
-    else:
-        m = ckpt["meta"]
-        net.load_state_dict(ckpt["net"])
-        opt.load_state_dict(ckpt["opt"])
-        _restore_schedule(cfg, m["config"], opt, sched, m.get("schedule"))
-        mean = ckpt["mean"]
-        epoch, step, sums = m["epoch"], m["step"], m["sums"]
-        if writer:
-            run.trim_metrics(epoch)
-    if writer:
-        run.write_config(dataclasses.asdict(cfg))
-        run.save_mean(mean)
-
-    train_loader = (BatchLoader if team is None else team.train_loader)(
-        train_set, mean, crop, cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
-    eval_loader = lambda ds: BatchLoader(ds if team is None else team.shard(ds), mean, crop,  # noqa: E731
-                                         cfg.batch_size, cfg.seed, cfg.prefetch, cfg.input_scale)
-    val_loader = eval_loader(val_set)
-    hold_loader = None if hold_set is None else eval_loader(hold_set)
-    steps = train_loader.steps_per_epoch()
-    reduce_grads, sync_every = None, SYNC_EVERY
-    if team is not None:
-        team.share_net(net)
-        reduce_grads = distributed.GradBuckets(net, team)
-        sync_every = team.sync_every(cfg.device, SYNC_EVERY)
-    log(f"{cfg.arch} (width {cfg.width}, {net.num_params():,} params) on {cfg.data}: "
-        f"{len(train_set)} train / "
-        + (f"{len(hold_set)} held-out / " if hold_set is not None else "")
-        + f"{len(val_set)} val, {train_set.num_classes} classes, "
-        f"stored {size}px, crop {crop}px, impl {registry.get_impl()}, device {cfg.device}"
-        + (f"; resuming at epoch {epoch + 1} step {step}" if ckpt else "")
-        + (f"; data-parallel over {team.size} MPI ranks x {cfg.batch_size // team.size} images"
-           f" ({len(reduce_grads)} gradient buckets)" if team else ""))
-
-    def save(ep, st, sums):
-        if not writer:
-            return
-        meta = {"config": dataclasses.asdict(cfg), "epoch": ep, "step": st, "sums": sums,
-                "schedule": sched.state_dict() if sched is not None else None,
-                "classes": train_set.classes}
-        run.save(net, opt, mean, meta)
-
-    def sync(step):
-        """A sync point: read the running sums, stop on a non-finite loss, show them on the bar.
-        A NaN in any step makes the summed loss NaN, so checking the sum covers every step."""
-        if sums_now.synced_step == step:
-            return                        # nothing new since the last read
-        first = sums_now.synced_step + 1
-        s = sums_now.sync(step)
-        if not math.isfinite(s["loss"]):
-            raise _diverged(s["loss"], epoch + 1, first, step, opt.lr, run)
-        if bar:
-            bar.update(step, loss=s["loss"] / s["seen"], acc=s["correct"] / s["seen"],
-                       ips=s["seen"] / max(1e-9, s["time"]))
-
-    metrics = None
-    # A diverging step overflows and spreads NaN through every later op; NumPy would warn at
-    # each of them. The loss check at the next sync point reports it once, with where it
-    # happened, so the warnings add nothing.
-    with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while epoch < cfg.epochs:
-            net.train()
-            bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}") if cfg.progress else None
-            sums_now = _RunningSums(sums, cfg.device, step, team)
-            batches = train_loader.train_batches(epoch, start_step=step)
-            try:
-                try:
-                    # A step only queues device work: nothing is read back on the host (on a GPU
-                    # a read would wait for the step) except at the sync points below. The hook
-                    # gets no sums, so it needs none.
-                    for x, y in batches:
-                        if team is not None:   # every rank stops at the same step
-                            stop.requested = team.any(stop.requested)
-                        if stop.requested:
-                            break
-                        yd = backend.to_device(y, cfg.device)
-                        loss, probs = train_step(net, opt, backend.to_device(x, cfg.device), yd,
-                                                 cfg.renorm_radius, reduce_grads)
-                        step += 1
-                        sums_now.add(loss, probs, yd)
-                        # (ranks read at the same steps: rank 0's bar alone must not decide)
-                        if step - sums_now.synced_step >= sync_every or (
-                                bar and team is None and bar.due(step)):
-                            sync(step)
-                        if step_hook is not None:
-                            try:
-                                step_hook(epoch, step, net)
-                            except KeyboardInterrupt as e:
-                                if team is None or isinstance(e, HardStop):
-                                    raise
-                                stop.requested = True   # agreed at the next step
-                    batches.close()   # here, where a second Ctrl-C reaches us (see _StopFlag)
-                except HardStop:
-                    raise
-                except KeyboardInterrupt:
-                    stop.requested = True  # raised at a step boundary (e.g. by a hook): save below
-                stop.check_hard()
-                if team is not None:
-                    stop.requested = team.any(stop.requested)
-                # Epoch end or interrupt: the metrics, the checkpoint and the bar's last line need
-                # the sums, and a NaN must stop the run before a checkpoint is written.
-                sync(step)
-            finally:
-                batches.close()
-                if bar:
-                    bar.close()
-            res = None if stop.requested else evaluate(net, val_loader, cfg.ten_crop, cfg.device,
-                                                       lambda: stop.requested, team)
-            if res is not None and hold_loader is not None:
-                held = evaluate(net, hold_loader, cfg.ten_crop, cfg.device,
-                                lambda: stop.requested, team)
-                res = None if held is None else dict(
-                    res, **{"holdout" + k[3:]: v for k, v in held.items()})
-            stop.check_hard()
-            if res is None:
-                save(epoch, step, sums_now.host)
-                log(f"interrupted: saved {run.last_path} at epoch {epoch + 1} step {step}; "
-                    f"continue with --resume --out {cfg.out}")
-                return {"status": "interrupted", "epoch": epoch, "step": step, "metrics": metrics}
-            sums = sums_now.host
-            metrics = {"epoch": epoch + 1, "lr": opt.lr,
-                       "train_loss": sums["loss"] / max(1, sums["seen"]),
-                       "train_top1": sums["correct"] / max(1, sums["seen"]),
-                       "images_per_s": sums["seen"] / max(1e-9, sums["time"]),
-                       "train_time_s": sums["time"], "ten_crop": cfg.ten_crop, **res,
-                       **_conv1_structure(net)}
-            if sched is not None:   # the held-out images decide when there are any
-                sched.step(1.0 - res["holdout_top1" if hold_loader else "val_top1"])
-            epoch, step = epoch + 1, 0
-            sums = {"loss": 0.0, "correct": 0, "seen": 0, "time": 0.0}
-            if team is not None:
-                team.check_in_step(net)
-            save(epoch, 0, sums)
-            if writer:
-                run.keep_epoch(epoch, cfg.epochs)
-                run.append_metrics(metrics)
-            log(f"epoch {epoch}: train loss {metrics['train_loss']:.4f} top-1 "
-                f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "
-                f"{res['val_top1']:.4f} top-5 {res['val_top5']:.4f} | "
-                + (f"held-out top-1 {res['holdout_top1']:.4f} | " if hold_loader else "")
-                + (f"conv1 structure {metrics['conv1_structure']:.3f} | "
-                   if "conv1_structure" in metrics else "")
-                + f"{metrics['images_per_s']:.0f} img/s, lr {opt.lr:g}")
-    return {"status": "done", "epoch": epoch, "step": 0, "metrics": metrics}
+    net.to(cfg.device)
+    return net
 
 
 def _conv1_structure(net) -> dict:
