@@ -41,12 +41,12 @@ def zfraw_data():
 
 @pytest.fixture(scope="session")
 def emulator(tmp_path_factory):
-    """The CUDA emulator (tests/cuda_emu.py), compiling each .cu once per session; a skip
+    """The CUDA emulator (kernels/cuda/emulator.py), compiling each .cu once per session; a skip
     without g++."""
-    import cuda_emu
-    if not cuda_emu.available():
+    from kernels.cuda import emulator
+    if not emulator.available():
         pytest.skip("g++ not on PATH")
-    return cuda_emu.Emulator(tmp_path_factory.mktemp("cuda_emu"))
+    return emulator.Emulator(tmp_path_factory.mktemp("cuda_emu"))
 
 
 @pytest.fixture(params=["batched", "per-image"])

@@ -1,11 +1,13 @@
 """Every kernel impl and variant of every primitive against the NumPy reference, on the one
-case table (tests/kernel_cases.py).
+case table (kernels/kernel_cases.py, which ``python -m benchmarks.op NAME`` also checks).
 
 The targets of a primitive are :func:`zfraw.ops.registry.implementations` less the reference
 (numba and its variants on a CPU, cuda and its variants on a GPU machine), and every CUDA
 version once more as ``<name>@emu``: the same .cu kernels compiled for the CPU by g++ and run
-through the same Python launchers on NumPy arrays (tests/cuda_emu.py). Each is compared with the
-``numpy`` reference on random inputs, float32 and float64. Tolerances are ``atol + rtol*|ref|``.
+through the same Python launchers on NumPy arrays (kernels/cuda/emulator.py). Each is compared
+with the ``numpy`` reference on the table's inputs, float32 and float64: within
+``atol + rtol*|ref|``, or bit for bit where the result is one of the inputs (max pooling's
+values and switches, dropout).
 
 Numba compiles each kernel once per dtype signature (then caches it), so inputs keep to two
 float dtypes and contiguous layouts reach the kernels (the wrappers copy strided inputs).
@@ -15,32 +17,38 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import cuda_emu
 import kernels.cuda  # noqa: F401 - registers the CUDA launchers, which the emulator runs here
 from definitions import assert_switches_in_image
-from kernel_cases import (DTYPES, LRNS, POOL_VALUES, POOLS, POOLS_ASYM_CEIL, RELU_SHAPES,
-                          SGD_CASES, TOL, WINDOWS, WINOGRAD, XENT_CASES, pool_input, rand,
-                          strided)
-from kernels.cuda import _loader
+from kernels import kernel_cases
+from kernels.cuda import _loader, emulator
 from zfraw import backend
 from zfraw.ops import registry
 
 EMU = "@emu"
 
 
-def kernel_impls(op):
-    """pytest params: every non-reference version of ``op`` that runs here, the emulated CUDA
-    ones included (a skip when there is none)."""
-    native = [pytest.param(n, marks=pytest.mark.cuda) if is_cuda(n) else n
-              for n in registry.implementations(op) if n != "numpy"]   # -m cuda: the GPU ones
+def kernel_impls(op) -> list[str]:
+    """Every non-reference version of ``op`` that runs here, the emulated CUDA ones included."""
+    native = [n for n in registry.implementations(op) if n != "numpy"]
     emulated = ([n + EMU for n in registry.registered(op) if registry.base_impl(n) == "cuda"]
-                if cuda_emu.available() else [])
-    return native + emulated or [pytest.param(None, marks=pytest.mark.skip(
-        reason=f"no kernel for {op}"))]
+                if emulator.available() else [])
+    return native + emulated
 
 
 def is_cuda(target: str) -> bool:
     return registry.base_impl(target.removesuffix(EMU)) == "cuda"
+
+
+def kernel_targets(ops) -> list:
+    """pytest params (impl, case): every version of every primitive in ``ops`` that runs here,
+    on every case of that primitive's table; the GPU ones carry the cuda mark (-m cuda)."""
+    params = []
+    for op in ops:
+        for impl in kernel_impls(op):
+            marks = [pytest.mark.cuda] if is_cuda(impl) and not impl.endswith(EMU) else []
+            params += [pytest.param(impl, case, marks=marks, id=f"{op}-{impl}-{case}")
+                       for case in kernel_cases.cases(op)]
+    return params or [pytest.param(None, None, marks=pytest.mark.skip(reason="no kernels"))]
 
 
 @pytest.fixture
@@ -54,14 +62,7 @@ def run(request, monkeypatch):
             fn, device = registry.registered(op)[target.removesuffix(EMU)], "cpu"
         else:
             fn, device = registry.implementations(op)[target], registry.impl_device(target) or "cpu"
-        moved = [backend.to_device(a, device) if isinstance(a, np.ndarray) else a for a in args]
-        out = fn(*moved)
-        for a, m in zip(args, moved):  # in-place ops (sgd_update) update the device copies
-            if isinstance(a, np.ndarray) and m is not a:
-                a[...] = backend.to_host(m)
-        if isinstance(out, tuple):
-            return tuple(backend.to_host(o) for o in out)
-        return None if out is None else backend.to_host(out)
+        return kernel_cases.call(fn, args, device)
 
     return call
 
@@ -70,191 +71,26 @@ def reference(op, *args):
     return registry.implementations(op)["numpy"](*args)
 
 
-def assert_close(got, ref, dtype):
-    atol, rtol = TOL[dtype]
-    got, ref = np.asarray(got), np.asarray(ref)
-    assert got.shape == ref.shape and got.dtype == ref.dtype, (got.shape, got.dtype, ref.dtype)
-    err = np.abs(got.astype(np.float64) - ref.astype(np.float64))
-    bound = atol + rtol * np.abs(ref.astype(np.float64))
-    assert (err <= bound).all(), f"max error {err.max():.3g}, worst excess {(err - bound).max():.3g}"
+def test_the_case_table_covers_every_primitive():
+    assert kernel_cases.ops() == registry.ops()
 
 
-@pytest.mark.parametrize("impl", kernel_impls("winograd_input"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,pad,nc", WINOGRAD)
-def test_winograd_transforms(run, impl, dtype, shape, pad, nc):
-    from zfraw.ops.winograd import tile_grid
-    rng = np.random.default_rng(11)
-    x = rand(rng, shape, dtype, nc)
-    V = reference("winograd_input", x, pad)
-    assert_close(run("winograd_input", impl, x, pad), V, dtype)
-    dV = rand(rng, V.shape, dtype, nc)
-    assert_close(run("winograd_input_adjoint", impl, dV, shape, pad),
-                 reference("winograd_input_adjoint", dV, shape, pad), dtype)
-    oh, ow, _, _ = tile_grid(shape[2], shape[3], pad)
-    M = rand(rng, (16, 5, V.shape[2]), dtype, nc)
-    assert_close(run("winograd_output", impl, M, shape[0], oh, ow),
-                 reference("winograd_output", M, shape[0], oh, ow), dtype)
-    dy = rand(rng, (shape[0], 5, oh, ow), dtype, nc)
-    assert_close(run("winograd_output_adjoint", impl, dy),
-                 reference("winograd_output_adjoint", dy), dtype)
-    W = rand(rng, (5, shape[1], 3, 3), dtype, nc)
-    assert_close(run("winograd_filter", impl, W), reference("winograd_filter", W), dtype)
-    dU = rand(rng, (16, 5, shape[1]), dtype, nc)
-    assert_close(run("winograd_filter_adjoint", impl, dU),
-                 reference("winograd_filter_adjoint", dU), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("im2col"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,kh,kw,s,p,nc", WINDOWS)
-def test_im2col(run, impl, dtype, shape, kh, kw, s, p, nc):
-    x = rand(np.random.default_rng(0), shape, dtype, nc)
-    assert_close(run("im2col", impl, x, kh, kw, s, p), reference("im2col", x, kh, kw, s, p), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("col2im"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,kh,kw,s,p,nc", WINDOWS)
-def test_col2im(run, impl, dtype, shape, kh, kw, s, p, nc):
-    cols_shape = reference("im2col", np.zeros(shape, dtype), kh, kw, s, p).shape
-    cols = rand(np.random.default_rng(1), cols_shape, dtype, nc)
-    assert_close(run("col2im", impl, cols, shape, kh, kw, s, p),
-                 reference("col2im", cols, shape, kh, kw, s, p), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("maxpool_fwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("values", POOL_VALUES)
-@pytest.mark.parametrize("shape,k,s,p,nc", POOLS)
-def test_maxpool_fwd(run, impl, dtype, values, shape, k, s, p, nc):
-    x = pool_input(np.random.default_rng(2), shape, dtype, values, nc)
-    y, sw = run("maxpool_fwd", impl, x, k, s, p)
-    y_ref, sw_ref = reference("maxpool_fwd", x, k, s, p)
-    np.testing.assert_array_equal(y, y_ref)  # a maximum is one of its inputs: exact (-inf too)
-    assert sw.dtype == np.uint8
-    np.testing.assert_array_equal(sw, sw_ref)
-    assert_switches_in_image(sw_ref, shape, k, s, p)
-    assert_switches_in_image(sw, shape, k, s, p)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("maxpool_bwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k,s,p,nc", POOLS)
-def test_maxpool_bwd(run, impl, dtype, shape, k, s, p, nc):
-    rng = np.random.default_rng(3)
-    x = pool_input(rng, shape, dtype, "neg_inf")  # ties and -inf: routing follows the switches
-    _, sw = reference("maxpool_fwd", x, k, s, p)
-    dy = rand(rng, sw.shape, dtype, nc)
-    assert_close(run("maxpool_bwd", impl, dy, sw, shape, k, s, p),
-                 reference("maxpool_bwd", dy, sw, shape, k, s, p), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("maxpool_fwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("values", POOL_VALUES)
-@pytest.mark.parametrize("shape,k,s,p,ceil,nc", POOLS_ASYM_CEIL)
-def test_maxpool_fwd_asymmetric_and_ceil(run, impl, dtype, values, shape, k, s, p, ceil, nc):
-    x = pool_input(np.random.default_rng(4), shape, dtype, values, nc)
-    y, sw = run("maxpool_fwd", impl, x, k, s, p, ceil)
-    y_ref, sw_ref = reference("maxpool_fwd", x, k, s, p, ceil)
-    np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(sw, sw_ref)
-    assert_switches_in_image(sw, shape, k, s, p)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("maxpool_bwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,k,s,p,ceil,nc", POOLS_ASYM_CEIL)
-def test_maxpool_bwd_asymmetric_and_ceil(run, impl, dtype, shape, k, s, p, ceil, nc):
-    rng = np.random.default_rng(5)
-    x = pool_input(rng, shape, dtype, "neg_inf")
-    _, sw = reference("maxpool_fwd", x, k, s, p, ceil)
-    dy = rand(rng, sw.shape, dtype, nc)
-    assert_close(run("maxpool_bwd", impl, dy, sw, shape, k, s, p, ceil),
-                 reference("maxpool_bwd", dy, sw, shape, k, s, p, ceil), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("lrn_fwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,size,alpha,beta,nc", LRNS)
-def test_lrn_fwd(run, impl, dtype, shape, size, alpha, beta, nc):
-    x = rand(np.random.default_rng(4), shape, dtype, nc) * 3
-    got = run("lrn_fwd", impl, x, size, alpha, beta, 2.0)
-    for g, r in zip(got, reference("lrn_fwd", x, size, alpha, beta, 2.0)):
-        assert_close(g, r, dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("lrn_bwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,size,alpha,beta,nc", LRNS)
-def test_lrn_bwd(run, impl, dtype, shape, size, alpha, beta, nc):
-    rng = np.random.default_rng(5)
-    x = rand(rng, shape, dtype) * 3
-    y, scale = reference("lrn_fwd", x, size, alpha, beta, 2.0)
-    dy = rand(rng, shape, dtype, nc)
-    x_in = strided(x) if nc else x
-    assert_close(run("lrn_bwd", impl, dy, x_in, y, scale, size, alpha, beta),
-                 reference("lrn_bwd", dy, x, y, scale, size, alpha, beta), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("relu_fwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,nc", RELU_SHAPES)
-def test_relu_fwd(run, impl, dtype, shape, nc):
-    x = rand(np.random.default_rng(6), shape, dtype, nc)
-    assert_close(run("relu_fwd", impl, x), reference("relu_fwd", x), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("relu_bwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,nc", RELU_SHAPES)
-def test_relu_bwd(run, impl, dtype, shape, nc):
-    rng = np.random.default_rng(7)
-    y = np.maximum(rng.integers(-2, 3, shape), 0).astype(dtype)  # exact zeros pass nothing
-    dy = rand(rng, shape, dtype, nc)
-    assert_close(run("relu_bwd", impl, dy, y), reference("relu_bwd", dy, y), dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("sgd_update"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,wd,nc", SGD_CASES)
-def test_sgd_update(run, impl, dtype, shape, wd, nc):
-    if nc and is_cuda(impl):
-        pytest.skip("cuda updates contiguous params only (a ValueError, test_kernels_cuda.py)")
-    rng = np.random.default_rng(8)
-    param, grad, vel = (rng.standard_normal(shape).astype(dtype) for _ in range(3))
-    if nc:  # a strided param and velocity are still updated in place
-        param, vel = strided(param), strided(vel)
-    p_ref, v_ref = param.copy(), vel.copy()
-    reference("sgd_update", p_ref, grad, v_ref, 0.01, 0.9, wd)
-    assert run("sgd_update", impl, param, grad, vel, 0.01, 0.9, wd) is None
-    assert_close(param, p_ref, dtype)
-    assert_close(vel, v_ref, dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("softmax_xent"))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n,k,nc", XENT_CASES)
-def test_softmax_xent(run, impl, dtype, n, k, nc):
-    rng = np.random.default_rng(9)
-    logits = rand(rng, (n, k), dtype, nc) * 30  # large logits: the max shift must be there
-    labels = rng.integers(0, k, n)
-    loss, probs = run("softmax_xent", impl, logits, labels)
-    loss_ref, probs_ref = reference("softmax_xent", logits, labels)
-    assert_close(loss, loss_ref, dtype)
-    assert_close(probs, probs_ref, dtype)
-
-
-@pytest.mark.parametrize("impl", kernel_impls("softmax_xent_bwd"))
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_softmax_xent_bwd(run, impl, dtype):
-    rng = np.random.default_rng(10)
-    _, probs = reference("softmax_xent", rng.standard_normal((6, 9)).astype(dtype),
-                         np.zeros(6, dtype=np.int64))
-    labels = rng.integers(0, 9, 6)
-    assert_close(run("softmax_xent_bwd", impl, probs, labels),
-                 reference("softmax_xent_bwd", probs, labels), dtype)
+@pytest.mark.parametrize("impl,case", kernel_targets(kernel_cases.ops()))
+def test_kernel_agrees_with_the_reference(run, impl, case):
+    """One version of one primitive on one case of its table; for an op that updates in place
+    (sgd_update) the updated arguments are compared, and it must return None."""
+    if registry.base_impl(impl.removesuffix(EMU)) in case.refused_by:
+        pytest.skip(f"{impl} refuses these inputs by contract (tests/test_kernels_cuda.py)")
+    args, ref_args = case.args(), case.args()
+    got = run(case.op, impl, *args)
+    ref = reference(case.op, *ref_args)
+    msg = kernel_cases.disagreement(case, got, ref, args, ref_args)
+    assert msg is None, f"{impl} {case.op} {case}: {msg}"
+    if case.op == "maxpool_fwd":  # and the switches point at real input pixels, never padding
+        x, k, s, p = ref_args[:4]
+        assert got[1].dtype == np.uint8
+        assert_switches_in_image(ref[1], x.shape, k, s, p)
+        assert_switches_in_image(got[1], x.shape, k, s, p)
 
 
 BAD_CALLS = [  # (op, args): each must raise the reference's ValueError, message and all
@@ -277,8 +113,7 @@ BAD_CALLS = [  # (op, args): each must raise the reference's ValueError, message
 def test_bad_input_errors_match_reference(run, op, args):
     with pytest.raises(ValueError) as ref_err:
         reference(op, *args)
-    impls = [i if isinstance(i, str) else i.values[0] for i in kernel_impls(op)]
-    impls = [i for i in impls if i is not None]
+    impls = kernel_impls(op)
     if not impls:
         pytest.skip(f"no kernel for {op}")
     for impl in impls:

@@ -6,8 +6,9 @@ tests/test_kernels.py, which runs the CUDA versions on a GPU and in the emulator
 Every test here runs on two backends (the ``dev`` fixture):
 - ``gpu``: CuPy arrays on a real GPU, the kernels compiled by NVRTC (marked ``cuda``; skipped
   when zfraw.backend.cuda_available() is false);
-- ``emu``: the same .cu files compiled for the CPU by g++ with tests/cuda_host_shim.h and run
-  through the same Python launchers on NumPy arrays (tests/cuda_emu.py; skipped without g++).
+- ``emu``: the same .cu files compiled for the CPU by g++ with kernels/cuda/host_shim.h and run
+  through the same Python launchers on NumPy arrays (kernels/cuda/emulator.py; skipped without
+  g++).
   This checks the kernels' index math, loop bounds, reductions and barriers, and the
   launchers' argument lists against the kernels' C signatures; not NVRTC, nor the GPU itself.
 """
@@ -20,8 +21,8 @@ import zlib
 import numpy as np
 import pytest
 
-from kernel_cases import POOLS_ASYM_CEIL, pool_input
 from kernels.cuda import _loader, conv, elementwise, loss, pool
+from kernels.kernel_cases import POOLS_ASYM_CEIL, pool_input
 from zfraw import backend
 from zfraw.ops import conv as ref_conv
 from zfraw.ops import elementwise as ref_elementwise

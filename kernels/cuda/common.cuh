@@ -2,8 +2,8 @@
 // #include line, so CuPy's compile cache (keyed on the source text) sees any change to it;
 // nvcc resolves the #include itself.
 //
-// The declaration form every kernel file keeps, which the tests' CPU emulator
-// (tests/cuda_emu.py) parses to check each launch's arguments against the C signature:
+// The declaration form every kernel file keeps, which the CPU emulator
+// (kernels/cuda/emulator.py) parses to check each launch's arguments against the C signature:
 // - the kernel body is a template `template <typename T> __device__ void NAME(...)`;
 // - its entry points are declared inside one macro taking (T, SUF), on one logical line each
 //   (backslash continuations are fine):

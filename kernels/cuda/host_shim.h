@@ -1,6 +1,7 @@
 // Host emulation of the few CUDA features kernels/cuda/*.cu use, so that g++ can compile the
-// kernels unchanged (g++ -x c++ -include tests/cuda_host_shim.h kernels/cuda/x.cu) and the
-// tests can run them on the CPU through ctypes (tests/test_kernels_cuda.py, "emu" backend).
+// kernels unchanged (g++ -x c++ -include kernels/cuda/host_shim.h kernels/cuda/x.cu) and the
+// tests and `python -m benchmarks.op` can run them on the CPU through ctypes
+// (kernels/cuda/emulator.py).
 //
 // Model: the host driver runs the blocks of a launch one after another; within a block every
 // CUDA thread is a real host thread (so __syncthreads is a real barrier). threadIdx/blockIdx

@@ -1,16 +1,19 @@
-"""Runs kernels/cuda/*.cu on the CPU: each file compiled by g++ with cuda_host_shim.h, each
-kernel called through ctypes, one host thread per CUDA thread of a block, blocks in turn.
+"""Runs kernels/cuda/*.cu on the CPU: each file compiled by g++ with host_shim.h (beside it),
+each kernel called through ctypes, one host thread per CUDA thread of a block, blocks in turn.
+The tests (tests/test_kernels.py, tests/test_kernels_cuda.py) and ``python -m benchmarks.op``
+use it to check the CUDA versions on a machine without a GPU.
 
 An emulated kernel is a drop-in for a CuPy RawModule function, ``k(grid, block, args)``, so
 the real Python launchers run unchanged on NumPy arrays. Before each launch the arguments are
 checked against the kernel's C signature, parsed from the .cu file: array dtypes, scalar
 NumPy types (a Python int where the kernel takes ``long long`` is an error) and contiguity.
 So the launchers' argument lists are verified too, which a GPU run would not report clearly.
-What this cannot check: NVRTC compilation (see test_cuda_sources.py), GPU memory behaviour and
-speed.
+What this cannot check: NVRTC compilation (see tests/test_cuda_sources.py), GPU memory
+behaviour and speed.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import shutil
@@ -22,7 +25,7 @@ import numpy as np
 
 from kernels.cuda import _loader
 
-SHIM = Path(__file__).resolve().parent / "cuda_host_shim.h"
+SHIM = Path(__file__).resolve().parent / "host_shim.h"
 GXX = shutil.which("g++")
 MAX_BLOCKS = 3  # fewer blocks than the launcher asks for exercises the grid-stride loops
 MAX_THREADS = 32  # a power of two, as the reductions need; keeps thread counts small
@@ -140,3 +143,15 @@ class _EmulatedKernel:
 def available() -> bool:
     """True when g++ is on PATH (the emulation needs nothing else)."""
     return GXX is not None
+
+
+@contextlib.contextmanager
+def emulating(emulator: Emulator):
+    """Inside the block the launchers of kernels/cuda, which look their kernels up through
+    ``_loader.kernel``, run ``emulator``'s instead: call them with NumPy arrays."""
+    saved = _loader.kernel
+    _loader.kernel = emulator.kernel
+    try:
+        yield emulator
+    finally:
+        _loader.kernel = saved
