@@ -82,6 +82,11 @@ def available(impl: str) -> bool:
     return _load(impl)
 
 
+def unavailable_reason(impl: str) -> str | None:
+    """Why ``impl`` cannot run here (its kernel package's import error), or None when it can."""
+    return None if available(impl) else _load_errors.get(impl)
+
+
 def available_impls(device: str | None = None) -> list[str]:
     """The impls that can run here, optionally only those usable on ``device``."""
     return [i for i in IMPLS if available(i)
