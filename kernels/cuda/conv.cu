@@ -1,3 +1,9 @@
+// Siblings  reference zfraw/ops/conv.py
+//           Numba     kernels/numba/conv.py
+//           CUDA      kernels/cuda/conv.py (launchers), kernels/cuda/conv.cu
+//           cases     kernels/kernel_cases.py (WINDOWS)
+//           benchmark `python -m benchmarks.op im2col`  (or col2im)
+//
 // im2col and col2im (layout of zfraw/ops/conv.py, the batch in the column axis):
 //   cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = xpad[n, c, oh*stride + i, ow*stride + j]
 // Padding enters as the top and left pads (pad_h, pad_w) with the output size (OH, OW): an

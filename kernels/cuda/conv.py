@@ -1,5 +1,11 @@
 """Launchers for kernels/cuda/conv.cu: im2col and col2im on CuPy arrays (impl 'cuda').
 
+Siblings  reference zfraw/ops/conv.py
+          Numba     kernels/numba/conv.py
+          CUDA      kernels/cuda/conv.py (launchers), kernels/cuda/conv.cu
+          cases     kernels/kernel_cases.py (WINDOWS)
+          benchmark ``python -m benchmarks.op im2col``  (or col2im)
+
 Same signatures, layouts and checks as the references in zfraw/ops/conv.py; inputs are made
 contiguous here, and nothing is copied back to the host.
 """

@@ -1,3 +1,9 @@
+// Siblings  reference zfraw/ops/elementwise.py
+//           Numba     kernels/numba/elementwise.py  (no dropout_fwd: the reference runs)
+//           CUDA      kernels/cuda/elementwise.py (launchers), kernels/cuda/elementwise.cu
+//           cases     kernels/kernel_cases.py (RELU_SHAPES, DROPOUTS, SGD_CASES)
+//           benchmark `python -m benchmarks.op relu_fwd`  (or relu_bwd, dropout_fwd, sgd_update)
+//
 // ReLU forward/backward, inverted dropout and the fused momentum SGD update, one thread per
 // element (zfraw/ops/elementwise.py). Differences from the NumPy reference:
 // - dropout: the same counter-based hash as _hash_uniform (index + seed*0x9E3779B9 through

@@ -1,6 +1,13 @@
 """Launchers for kernels/cuda/elementwise.cu: ReLU, dropout and the fused momentum SGD update
 on CuPy arrays (impl 'cuda'). Same signatures as zfraw/ops/elementwise.py; dropout masks are
-bit-identical to the reference's for a given seed."""
+bit-identical to the reference's for a given seed.
+
+Siblings  reference zfraw/ops/elementwise.py
+          Numba     kernels/numba/elementwise.py  (no dropout_fwd: the reference runs)
+          CUDA      kernels/cuda/elementwise.py (launchers), kernels/cuda/elementwise.cu
+          cases     kernels/kernel_cases.py (RELU_SHAPES, DROPOUTS, SGD_CASES)
+          benchmark ``python -m benchmarks.op relu_fwd``  (or relu_bwd, dropout_fwd, sgd_update)
+"""
 from __future__ import annotations
 
 import numpy as np

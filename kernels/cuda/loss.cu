@@ -1,3 +1,9 @@
+// Siblings  reference zfraw/ops/loss.py
+//           Numba     kernels/numba/loss.py
+//           CUDA      kernels/cuda/loss.py (launchers), kernels/cuda/loss.cu
+//           cases     kernels/kernel_cases.py (XENT_CASES)
+//           benchmark `python -m benchmarks.op softmax_xent`  (or softmax_xent_bwd)
+//
 // Softmax with cross-entropy (zfraw/ops/loss.py), numerically stable:
 //   m = max_k z[k], log_z = log(sum_k exp(z[k] - m)), probs[k] = exp(z[k] - m - log_z),
 //   row_loss = log_z - (z[label] - m); the launcher takes the mean of row_loss on the device.

@@ -1,5 +1,12 @@
 """Launchers for kernels/cuda/loss.cu: softmax with cross-entropy and its gradient on CuPy
-arrays (impl 'cuda'). Same signatures as zfraw/ops/loss.py; the loss stays on the device."""
+arrays (impl 'cuda'). Same signatures as zfraw/ops/loss.py; the loss stays on the device.
+
+Siblings  reference zfraw/ops/loss.py
+          Numba     kernels/numba/loss.py
+          CUDA      kernels/cuda/loss.py (launchers), kernels/cuda/loss.cu
+          cases     kernels/kernel_cases.py (XENT_CASES)
+          benchmark ``python -m benchmarks.op softmax_xent``  (or softmax_xent_bwd)
+"""
 from __future__ import annotations
 
 from zfraw.backend import get_array_module

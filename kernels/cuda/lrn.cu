@@ -1,3 +1,9 @@
+// Siblings  reference zfraw/ops/lrn.py
+//           Numba     kernels/numba/lrn.py
+//           CUDA      kernels/cuda/lrn.py (launchers), kernels/cuda/lrn.cu
+//           cases     kernels/kernel_cases.py (LRNS)
+//           benchmark `python -m benchmarks.op lrn_fwd`  (or lrn_bwd)
+//
 // Local response normalization across channels (ONNX window, as zfraw/ops/lrn.py):
 //   scale[c] = bias + alpha/size * sum_{c' in [c - before, c + after]} x[c']^2
 //   y[c] = x[c] * scale[c]^-beta,   before = (size-1)/2, after = size/2 (clipped to [0, C)).

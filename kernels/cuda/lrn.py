@@ -1,5 +1,12 @@
 """Launchers for kernels/cuda/lrn.cu: local response normalization across channels (ONNX
-window) on CuPy arrays (impl 'cuda'). Same signatures as zfraw/ops/lrn.py."""
+window) on CuPy arrays (impl 'cuda'). Same signatures as zfraw/ops/lrn.py.
+
+Siblings  reference zfraw/ops/lrn.py
+          Numba     kernels/numba/lrn.py
+          CUDA      kernels/cuda/lrn.py (launchers), kernels/cuda/lrn.cu
+          cases     kernels/kernel_cases.py (LRNS)
+          benchmark ``python -m benchmarks.op lrn_fwd``  (or lrn_bwd)
+"""
 from __future__ import annotations
 
 from zfraw.backend import get_array_module

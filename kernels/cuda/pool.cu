@@ -1,3 +1,9 @@
+// Siblings  reference zfraw/ops/pool.py
+//           Numba     kernels/numba/pool.py
+//           CUDA      kernels/cuda/pool.py (launchers), kernels/cuda/pool.cu
+//           cases     kernels/kernel_cases.py (POOLS, POOL_VALUES, POOLS_ASYM_CEIL)
+//           benchmark `python -m benchmarks.op maxpool_fwd`  (or maxpool_bwd)
+//
 // Max pooling with uint8 switches, and its backward (= the deconvnet's unpooling).
 // Switch = i*k + j, the row-major position of the maximum in the k x k window. The rule of
 // zfraw/ops/pool.py, the same on every backend: padding taps are never candidates; the switch

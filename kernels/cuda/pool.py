@@ -1,6 +1,12 @@
 """Launchers for kernels/cuda/pool.cu: max pooling with uint8 switches and its backward
 (= the deconvnet's unpooling) on CuPy arrays (impl 'cuda').
 
+Siblings  reference zfraw/ops/pool.py
+          Numba     kernels/numba/pool.py
+          CUDA      kernels/cuda/pool.py (launchers), kernels/cuda/pool.cu
+          cases     kernels/kernel_cases.py (POOLS, POOL_VALUES, POOLS_ASYM_CEIL)
+          benchmark ``python -m benchmarks.op maxpool_fwd``  (or maxpool_bwd)
+
 Same signatures, tie rule and checks as zfraw/ops/pool.py.
 """
 from __future__ import annotations

@@ -1,5 +1,11 @@
 """Numba im2col / col2im, same contract as :mod:`zfraw.ops.conv`.
 
+Siblings  reference zfraw/ops/conv.py
+          Numba     kernels/numba/conv.py
+          CUDA      kernels/cuda/conv.py (launchers), kernels/cuda/conv.cu
+          cases     kernels/kernel_cases.py (WINDOWS)
+          benchmark ``python -m benchmarks.op im2col``  (or col2im)
+
 What this version does differently from the NumPy reference:
 - im2col reads the unpadded input and writes zeros for out-of-image positions itself, so no
   padded copy of x is made; each output row segment is a strided gather from one input row.

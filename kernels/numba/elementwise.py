@@ -1,6 +1,12 @@
 """Numba ReLU forward/backward and the fused SGD-with-momentum update, same contracts as
 :mod:`zfraw.ops.elementwise`.
 
+Siblings  reference zfraw/ops/elementwise.py
+          Numba     kernels/numba/elementwise.py  (no dropout_fwd: the reference runs)
+          CUDA      kernels/cuda/elementwise.py (launchers), kernels/cuda/elementwise.cu
+          cases     kernels/kernel_cases.py (RELU_SHAPES, DROPOUTS, SGD_CASES)
+          benchmark ``python -m benchmarks.op relu_fwd``  (or relu_bwd, dropout_fwd, sgd_update)
+
 What this version does differently from the NumPy reference:
 - ReLU backward is one pass writing dy-or-0, instead of a boolean mask, a where() and a cast.
 - sgd_update fuses the reference's four whole-array passes (decay, scale, subtract, add) into

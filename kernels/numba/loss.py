@@ -1,5 +1,11 @@
 """Numba softmax cross-entropy and its gradient, same contract as :mod:`zfraw.ops.loss`.
 
+Siblings  reference zfraw/ops/loss.py
+          Numba     kernels/numba/loss.py
+          CUDA      kernels/cuda/loss.py (launchers), kernels/cuda/loss.cu
+          cases     kernels/kernel_cases.py (XENT_CASES)
+          benchmark ``python -m benchmarks.op softmax_xent``  (or softmax_xent_bwd)
+
 What this version does differently from the NumPy reference:
 - One fused pass per row (max, sum of exponentials, probabilities, the label's log-probability)
   instead of five whole-array temporaries. Serial: even a (128, 1000) batch takes less time

@@ -1,6 +1,12 @@
 """Numba local response normalization across channels, same contract (ONNX window) as
 :mod:`zfraw.ops.lrn`.
 
+Siblings  reference zfraw/ops/lrn.py
+          Numba     kernels/numba/lrn.py
+          CUDA      kernels/cuda/lrn.py (launchers), kernels/cuda/lrn.cu
+          cases     kernels/kernel_cases.py (LRNS)
+          benchmark ``python -m benchmarks.op lrn_fwd``  (or lrn_bwd)
+
 What this version does differently from the NumPy reference:
 - The window sum is accumulated straight into the ``scale`` output, one (image, channel)
   plane per parallel task, from the <= ``size`` neighbouring input planes (no x*x temporary,

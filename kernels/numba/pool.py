@@ -1,6 +1,12 @@
 """Numba max pooling with uint8 switches and its backward (= the deconvnet's unpooling),
 same contract and tie rule as :mod:`zfraw.ops.pool`.
 
+Siblings  reference zfraw/ops/pool.py
+          Numba     kernels/numba/pool.py
+          CUDA      kernels/cuda/pool.py (launchers), kernels/cuda/pool.cu
+          cases     kernels/kernel_cases.py (POOLS, POOL_VALUES, POOLS_ASYM_CEIL)
+          benchmark ``python -m benchmarks.op maxpool_fwd``  (or maxpool_bwd)
+
 What this version does differently from the NumPy reference:
 - One pass per output: its k x k window is scanned in row-major order from offset (0, 0) with
   a strict '>' (the first maximum wins), the reference's running maximum done per window in

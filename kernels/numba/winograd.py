@@ -1,6 +1,13 @@
 """Numba kernels for the Winograd F(2x2, 3x3) transforms, same contracts as
 :mod:`zfraw.ops.winograd`.
 
+Siblings  reference zfraw/ops/winograd.py
+          Numba     kernels/numba/winograd.py
+          CUDA      none (the reference runs on CuPy arrays)
+          cases     kernels/kernel_cases.py (WINOGRAD)
+          benchmark ``python -m benchmarks.op winograd_input``  (or winograd_output,
+                    winograd_filter, and the _adjoint of each)
+
 What this version does differently from the NumPy reference:
 - The 4x4 transforms are written out as the additions they are (B^T, G and A^T hold only 0,
   +-1 and +-1/2): no small matrix products, no padded copy of the input (taps outside the map

@@ -1,5 +1,11 @@
 """Reference im2col / col2im: convolution as a matrix product.
 
+Siblings  reference zfraw/ops/conv.py
+          Numba     kernels/numba/conv.py
+          CUDA      kernels/cuda/conv.py (launchers), kernels/cuda/conv.cu
+          cases     kernels/kernel_cases.py (WINDOWS)
+          benchmark ``python -m benchmarks.op im2col``  (or col2im)
+
 Layout: the batch joins the column axis, so that the forward, the weight gradient and the input
 gradient of a convolution are each ONE matrix product over the whole batch:
 

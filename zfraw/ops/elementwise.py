@@ -1,4 +1,11 @@
-"""Reference ReLU (also the deconvnet's rectification), dropout and the fused momentum update."""
+"""Reference ReLU (also the deconvnet's rectification), dropout and the fused momentum update.
+
+Siblings  reference zfraw/ops/elementwise.py
+          Numba     kernels/numba/elementwise.py  (no dropout_fwd: the reference runs)
+          CUDA      kernels/cuda/elementwise.py (launchers), kernels/cuda/elementwise.cu
+          cases     kernels/kernel_cases.py (RELU_SHAPES, DROPOUTS, SGD_CASES)
+          benchmark ``python -m benchmarks.op relu_fwd``  (or relu_bwd, dropout_fwd, sgd_update)
+"""
 from __future__ import annotations
 
 from ..backend import get_array_module

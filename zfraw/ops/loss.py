@@ -1,5 +1,12 @@
 """Reference softmax with cross-entropy, numerically stable, mean over the batch, and the plain
-softmax that the analyses read a net's class probabilities with."""
+softmax that the analyses read a net's class probabilities with.
+
+Siblings  reference zfraw/ops/loss.py
+          Numba     kernels/numba/loss.py
+          CUDA      kernels/cuda/loss.py (launchers), kernels/cuda/loss.cu
+          cases     kernels/kernel_cases.py (XENT_CASES)
+          benchmark ``python -m benchmarks.op softmax_xent``  (or softmax_xent_bwd)
+"""
 from __future__ import annotations
 
 from ..backend import get_array_module

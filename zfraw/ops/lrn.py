@@ -1,5 +1,11 @@
 """Reference local response normalization across channels (ONNX definition).
 
+Siblings  reference zfraw/ops/lrn.py
+          Numba     kernels/numba/lrn.py
+          CUDA      kernels/cuda/lrn.py (launchers), kernels/cuda/lrn.cu
+          cases     kernels/kernel_cases.py (LRNS)
+          benchmark ``python -m benchmarks.op lrn_fwd``  (or lrn_bwd)
+
     scale[n,c,h,w] = bias + alpha/size * sum_{c' in win(c)} x[n,c',h,w]^2
     y = x * scale^(-beta)
 

@@ -1,5 +1,11 @@
 """Reference max pooling with switches, its backward, and unpooling.
 
+Siblings  reference zfraw/ops/pool.py
+          Numba     kernels/numba/pool.py
+          CUDA      kernels/cuda/pool.py (launchers), kernels/cuda/pool.cu
+          cases     kernels/kernel_cases.py (POOLS, POOL_VALUES, POOLS_ASYM_CEIL)
+          benchmark ``python -m benchmarks.op maxpool_fwd``  (or maxpool_bwd)
+
 The switch of an output is the position of the window's maximum as a row-major index
 ``i*k + j`` into the k x k window (uint8). One rule on every backend (numpy, numba, cuda):
 

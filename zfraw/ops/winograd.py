@@ -2,6 +2,13 @@
 "Fast Algorithms for Convolutional Neural Networks", 2015): the NumPy reference of its
 transforms.
 
+Siblings  reference zfraw/ops/winograd.py
+          Numba     kernels/numba/winograd.py
+          CUDA      none (the reference runs on CuPy arrays)
+          cases     kernels/kernel_cases.py (WINOGRAD)
+          benchmark ``python -m benchmarks.op winograd_input``  (or winograd_output,
+                    winograd_filter, and the _adjoint of each)
+
 A 2x2 output tile of a 3x3 correlation is Y = A^T [(G g G^T) * (B^T d B)] A, with d the 4x4
 input tile that covers it, g the filter, * the elementwise product. Over a layer, the 16
 elementwise products of every (filter, channel) pair become 16 matrix products,
