@@ -504,7 +504,7 @@ class _Session:
     def __init__(self, cfg: TrainConfig, run: RunDir, ckpt, team, step_hook, log):
         self.cfg, self.folder, self.team, self.step_hook, self.log = cfg, run, team, step_hook, log
         crop = get_spec(cfg.arch)["input"][1]
-        size = cfg.resize or stored_size(crop)
+        size = stored_size(crop, cfg.resize)
         train_set, val_set = team.root_first(
             lambda: load_spec(cfg.data, size, cfg.seed, cfg.cache_dir, cfg.on_error))
         hold_set = None
