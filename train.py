@@ -83,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hold out the last K training images of each class and evaluate them every "
                    "epoch; the plateau schedule then decides on them, never on the validation set "
                    "(default 0: none)")
+    p.add_argument("--val-from-train", type=int, metavar="K",
+                   help="move K more training images of each class into the validation set (never "
+                   "trained on, never decided on; default 0)")
     p.add_argument("--cache-dir", help="decoded-image cache (default $ZFRAW_CACHE or ~/.cache/zfraw)")
     p.add_argument("--on-error", choices=("warn", "raise"),
                    help="unreadable image files: skip with a warning, or stop")

@@ -17,6 +17,7 @@ import pytest
 
 from zfraw import distributed
 from zfraw.checkpoint import load_checkpoint
+from zfraw.rundir import RunDir
 from zfraw.training import TrainConfig, train
 from zfraw.viz.topk import StreamingTopK, merge_topk
 
@@ -92,7 +93,9 @@ def test_two_ranks_train_the_single_process_weights(tmp_path, reference):
     assert got["meta"]["epoch"] == 2 and got["meta"]["step"] == 0
     assert sorted(p.name for p in out.iterdir()) == [
         ".lock", "config.json", "epoch-001.npz", "epoch-002.npz", "last.npz", "mean.npy",
-        "metrics.jsonl"]
+        "metrics.jsonl", "predictions"]
+    assert sorted(p.name for p in (out / "predictions").iterdir()) == [
+        "val-epoch-001.npz", "val-epoch-002.npz"]
     with open(os.path.join(reference[0], "metrics.jsonl")) as f:
         ref_rows = [json.loads(line) for line in f]
     with open(out / "metrics.jsonl") as f:
@@ -102,6 +105,10 @@ def test_two_ranks_train_the_single_process_weights(tmp_path, reference):
         assert a["train_top1"] == b["train_top1"] and a["val_top1"] == b["val_top1"]
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
         assert abs(a["val_loss"] - b["val_loss"]) < 1e-5
+    # every rank evaluates its shard; rank 0 keeps the whole set's per-image results, in order
+    mine, theirs = RunDir(reference[0]).read_predictions(), RunDir(out).read_predictions()
+    for key in ("top1", "true_rank", "labels"):
+        np.testing.assert_array_equal(mine[key], theirs[key])
 
 
 @needs_mpi

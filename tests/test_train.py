@@ -314,3 +314,24 @@ def test_lr_mult_and_init_scale_apply_to_their_layer_only(tmp_path):
                                    err_msg=name)
     with pytest.raises(ValueError, match="--init-scale conv7"):
         train(tiny_config(tmp_path / "bad", init_scale={"conv7": 2.0}), log=lambda *a: None)
+
+
+def test_per_image_predictions_are_kept_and_agree_with_the_metrics(tmp_path):
+    lines = []
+    train(tiny_config(tmp_path, holdout=3, val_from_train=2), log=lines.append)
+    assert "142 train / 30 held-out / 58 val" in lines[0]     # 192 - 10 x 3 - 10 x 2; 38 + 20
+    rows = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+    run = training.RunDir(tmp_path)
+    for row in rows:
+        p = run.read_predictions(row["epoch"])
+        assert len(p["top1"]) == 58
+        assert np.mean(p["top1"] == p["labels"]) == pytest.approx(row["val_top1"])
+        np.testing.assert_array_equal(p["true_rank"] == 0, p["top1"] == p["labels"])
+        assert np.mean(p["true_rank"] < 5) == pytest.approx(row["val_top5"])
+        assert 0 <= row["train_eval_top1"] <= 1 and "train_eval_loss" in row
+    assert run.read_predictions()["epoch"] == 2
+    with pytest.raises(training.RunError, match="no per-image predictions for epoch 7"):
+        run.read_predictions(7)
+    # a new run over the old one never mixes in the old run's predictions
+    train(tiny_config(tmp_path, epochs=1), overwrite=True, log=lambda *a: None)
+    assert sorted(os.listdir(tmp_path / "predictions")) == ["val-epoch-001.npz"]

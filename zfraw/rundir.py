@@ -9,6 +9,10 @@ both go through this module, so the layout is stated once::
     last.npz             the latest checkpoint (epoch end, or mid-epoch after Ctrl-C)
     epoch-NNN.npz        kept for the epochs of the paper's Fig. 4 (1, 2, 5, 10, 20, 30, 40, 64)
                          and the final epoch of the run
+    predictions/val-epoch-NNN.npz
+                         per validation image at each epoch's end: the top-1 class and the
+                         true class's rank (0: top-1), int16, so two runs on the same images
+                         can be compared image by image afterwards
     .lock                held (flock) by the one training that writes the folder
     report/              written by ``python -m zfraw.report``
 
@@ -40,6 +44,7 @@ from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 CONFIG, METRICS, MEAN, LAST, LOCK, REPORT = ("config.json", "metrics.jsonl", "mean.npy",
                                              "last.npz", ".lock", "report")
+PREDICTIONS = "predictions"
 FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.npz$")
 
@@ -160,7 +165,7 @@ class RunDir:
         ``overwrite`` never deletes them). Returns the paths removed."""
         files = self.run_files()
         others = sorted(p.name for p in self.path.iterdir()
-                        if p.name not in (LOCK, REPORT) and p not in files)
+                        if p.name not in (LOCK, REPORT, PREDICTIONS) and p not in files)
         if others:
             raise RunError(f"--out {self.path} is not empty and is not a run folder (it holds "
                            f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
@@ -173,6 +178,9 @@ class RunDir:
         removed = files + ([self.report_path] if overwrite and self.report_path.exists() else [])
         for p in files:
             p.unlink()
+        if self.predictions_dir.is_dir():      # the old run's: never mixed with the new one's
+            removed.append(self.predictions_dir)
+            shutil.rmtree(self.predictions_dir)
         if overwrite and self.report_path.exists():
             shutil.rmtree(self.report_path)
         return removed
@@ -237,6 +245,40 @@ class RunDir:
 
     def clear_metrics(self) -> None:
         atomic_write_text(self.metrics_path, "")
+
+    # -- per-image predictions -----------------------------------------------------------------
+    @property
+    def predictions_dir(self) -> Path:
+        return self.path / PREDICTIONS
+
+    def predictions_path(self, epoch: int) -> Path:
+        return self.predictions_dir / f"val-epoch-{epoch:03d}.npz"
+
+    def save_predictions(self, epoch: int, top1, true_rank, labels) -> None:
+        """Keep epoch ``epoch``'s per-image validation results: top-1 class, the true class's
+        rank (0 when top-1 is right) and the label, each (N,) in the validation set's order."""
+        import numpy as np
+
+        self.predictions_dir.mkdir(exist_ok=True)
+        with atomic_open(self.predictions_path(epoch), "wb") as f:
+            np.savez(f, top1=np.asarray(top1, np.int16), true_rank=np.asarray(true_rank, np.int16),
+                     labels=np.asarray(labels, np.int16))
+
+    def read_predictions(self, epoch: int | None = None) -> dict:
+        """{'top1', 'true_rank', 'labels', 'epoch'} of ``epoch`` (default: the last finished
+        one); :class:`RunError` when the run kept none for it."""
+        import numpy as np
+
+        epoch = self.epochs_done() if epoch is None else epoch
+        path = self.predictions_path(epoch)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                out = {k: z[k].astype(np.int64) for k in ("top1", "true_rank", "labels")}
+        except (OSError, ValueError, KeyError) as e:
+            raise RunError(f"{path}: no per-image predictions for epoch {epoch} "
+                           f"({e.__class__.__name__}); runs trained before they were kept "
+                           "have none") from None
+        return dict(out, epoch=epoch)
 
     # -- the mean image ------------------------------------------------------------------------
     def save_mean(self, mean) -> None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import backend, distributed, host, ops
-from .data import (BatchLoader, hold_out, load_spec, mean_image, mean_per_class_accuracy,
-                   stored_size)
+from .data import (BatchLoader, concatenate, hold_out, load_spec, mean_image,
+                   mean_per_class_accuracy, stored_size, subset)
 from .layers import Dropout
 from .nets import build, get_spec
 from .ops import registry
@@ -47,6 +47,8 @@ SCHEDULES = ("step", "plateau", "none")
 # waits for all the work queued on the GPU, so reading every step would stall the host behind the
 # device; every 50 steps costs next to nothing, yet a NaN still stops the run within 50 steps.
 SYNC_EVERY = 50
+# Training images evaluated without augmentation at each epoch's end (train_eval_* metrics).
+TRAIN_SAMPLE = 2000
 
 
 @dataclass
@@ -62,7 +64,9 @@ class TrainConfig:
     Table 4 rows that train the whole net); ``holdout`` the images per class taken out of the
     training set and evaluated every epoch (``holdout_*`` metrics): when given, the plateau
     schedule decides on them, so that no decision of the run looks at the validation set
-    that its results report; ``lr_mult`` ({layer: factor}) scales one layer's learning rate
+    that its results report; ``val_from_train`` moves that many more training images of each
+    class (the last ones before the held-out) into the validation set, never trained on nor
+    decided on, for a larger validation set than the dataset's own; ``lr_mult`` ({layer: factor}) scales one layer's learning rate
     (Caffe's per-layer lr_mult, :class:`zfraw.optim.SGD`); ``init_scale`` ({layer: factor})
     multiplies one layer's initial weights (conv1=1/16 puts He's conv1 of zf-64 at about the
     paper's N(0, 0.01^2), so that what it learns soon outweighs its random start)."""
@@ -93,6 +97,7 @@ class TrainConfig:
     progress: bool = True
     init_from: str | None = None
     holdout: int = 0
+    val_from_train: int = 0
     lr_mult: dict | None = None
     init_scale: dict | None = None
 
@@ -102,7 +107,7 @@ class TrainConfig:
 # CHANGEABLE ones may move between sessions: the new value is applied and said. SESSION ones
 # only concern this process (where output goes, how data is read) and are taken silently.
 FIXED = ("arch", "width", "data", "resize", "seed", "init", "batch_size", "input_scale",
-         "dropout", "momentum", "weight_decay", "renorm_radius", "init_from", "holdout",
+         "dropout", "momentum", "weight_decay", "renorm_radius", "init_from", "holdout", "val_from_train",
          "lr_mult", "init_scale")
 CHANGEABLE = ("epochs", "lr", "schedule", "lr_step", "impl", "device", "ten_crop")
 SESSION = ("out", "cache_dir", "on_error", "prefetch", "progress")
@@ -135,6 +140,8 @@ def check_config(cfg: TrainConfig) -> None:
     need(cfg.renorm_radius >= 0, f"--renorm-radius must be >= 0, got {cfg.renorm_radius}")
     need(isinstance(cfg.holdout, int) and cfg.holdout >= 0,
          f"--holdout must be a number of images per class >= 0, got {cfg.holdout}")
+    need(isinstance(cfg.val_from_train, int) and cfg.val_from_train >= 0,
+         f"--val-from-train must be a number of images per class >= 0, got {cfg.val_from_train}")
     need(cfg.on_error in ("warn", "raise"), f"--on-error must be warn or raise, got {cfg.on_error!r}")
     need(cfg.impl is None or cfg.impl in registry.IMPLS,
          f"unknown --impl {cfg.impl!r}; choose one of {', '.join(registry.IMPLS)}")
@@ -287,26 +294,32 @@ def _make_schedule(cfg: TrainConfig, opt):
 
 
 def evaluate(net, loader: BatchLoader, ten: bool, device: str, should_stop=lambda: False,
-             team=distributed.SOLO):
+             team=distributed.SOLO, per_image: bool = False):
     """Top-1/top-5 and mean loss of ``net`` on ``loader``'s set (centre crop or 10-crop with the
-    softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short.
-    With a data-parallel ``team``, ``loader`` holds this rank's shard of the set: the ranks'
-    per-image statistics are gathered in rank order, so every rank gets the metrics of the whole
-    set (None on every rank when any rank was stopped)."""
+    softmax averaged over views). Returns a dict, or None when ``should_stop()`` cut it short;
+    with ``per_image``, (that dict, {'top1', 'true_rank', 'labels'}: (N,) each, the true
+    class's rank 0 when the top-1 is right). With a data-parallel ``team``, ``loader`` holds this
+    rank's shard of the set: the ranks' per-image statistics are gathered in rank order, so
+    every rank gets the metrics of the whole set (None on every rank when any rank was
+    stopped)."""
     parts = team.allgather(_eval_stats(net, loader, ten, device, should_stop))
     if any(p is None for p in parts):
         return None
-    nll, top5, labels = (np.concatenate(field) for field in zip(*parts))
+    nll, top5, labels, rank = (np.concatenate(field) for field in zip(*parts))
     pred = top5[:, 0]
-    return {"val_loss": float(nll.mean()),
-            "val_top1": float((pred == labels).mean()),
-            "val_top5": float((top5 == labels[:, None]).any(1).mean()),
-            "val_class_mean_top1": mean_per_class_accuracy(pred, labels, net.num_classes)}
+    metrics = {"val_loss": float(nll.mean()),
+               "val_top1": float((pred == labels).mean()),
+               "val_top5": float((top5 == labels[:, None]).any(1).mean()),
+               "val_class_mean_top1": mean_per_class_accuracy(pred, labels, net.num_classes)}
+    if per_image:
+        return metrics, {"top1": pred, "true_rank": rank, "labels": labels}
+    return metrics
 
 
 def _eval_stats(net, loader: BatchLoader, ten: bool, device: str, should_stop):
     """Per image of ``loader``'s set: (negative log-likelihood (N,), top-5 classes (N, 5),
-    labels (N,)), host arrays; None when ``should_stop()`` cut the pass short."""
+    labels (N,), the true class's rank (N,)), host arrays; None when ``should_stop()`` cut the
+    pass short."""
     net.eval()
     xp = backend.xp_for(device)
     probs_all, labels_all = [], []   # probabilities stay on the device: one copy at the end
@@ -327,11 +340,14 @@ def _eval_stats(net, loader: BatchLoader, ten: bool, device: str, should_stop):
         batches.close()  # here, not at garbage collection, where a Ctrl-C would be swallowed
     if not probs_all:   # an empty shard (more ranks than validation images)
         k = min(5, net.num_classes)
-        return np.zeros(0, np.float32), np.zeros((0, k), np.int64), np.zeros(0, np.int64)
+        return (np.zeros(0, np.float32), np.zeros((0, k), np.int64), np.zeros(0, np.int64),
+                np.zeros(0, np.int64))
     probs, labels = backend.to_host(xp.concatenate(probs_all)), np.concatenate(labels_all)
     top5 = np.argsort(-probs, axis=1)[:, :5]
     n = len(labels)
-    return -np.log(np.maximum(probs[np.arange(n), labels], 1e-12)), top5, labels
+    true = probs[np.arange(n), labels]
+    rank = (probs > true[:, None]).sum(axis=1)      # classes ranked above the true one
+    return -np.log(np.maximum(true, 1e-12)), top5, labels, rank
 
 
 class HardStop(KeyboardInterrupt):
@@ -510,6 +526,9 @@ class _Session:
         hold_set = None
         if cfg.holdout:
             train_set, hold_set = hold_out(train_set, cfg.holdout)
+        if cfg.val_from_train:
+            train_set, moved = hold_out(train_set, cfg.val_from_train)
+            val_set = concatenate(val_set, moved)
         if ckpt is not None and ckpt["meta"].get("classes", train_set.classes) != train_set.classes:
             raise RunError(f"{cfg.data} now has classes other than the run's "
                            f"({train_set.num_classes} vs {len(ckpt['meta']['classes'])}); the data "
@@ -543,6 +562,12 @@ class _Session:
                                               cfg.seed, cfg.prefetch, cfg.input_scale)
         self.val_loader = self._eval_loader(val_set, crop)
         self.hold_loader = None if hold_set is None else self._eval_loader(hold_set, crop)
+        # A fixed sample of the training images, seen as the validation images are (no dropout,
+        # centre crop): the training error without augmentation, to tell an underfitting net
+        # from a converged one.
+        sample = np.unique(np.linspace(0, len(train_set) - 1, min(TRAIN_SAMPLE, len(train_set)))
+                           .astype(np.int64))
+        self.train_sample_loader = self._eval_loader(subset(train_set, sample), crop)
         self.steps = self.train_loader.steps_per_epoch()
         team.share_net(net)
         self.reduce_grads = team.grad_reducer(net)
@@ -645,16 +670,28 @@ class _Session:
                        ips=s["seen"] / max(1e-9, s["time"]))
 
     def validate(self, stop: _StopFlag) -> dict | None:
-        """:func:`evaluate` on the validation images, with the held-out images' metrics added
-        as ``holdout_*`` when there are any; None when a Ctrl-C cut it short."""
+        """:func:`evaluate` on the validation images (their per-image results kept as
+        ``self.predictions``), with the metrics of the held-out images (``holdout_*``, when
+        there are any) and of the training sample (``train_eval_*``) added; None when a Ctrl-C
+        cut it short."""
         cfg, should_stop = self.cfg, lambda: stop.requested
-        res = evaluate(self.net, self.val_loader, cfg.ten_crop, cfg.device, should_stop, self.team)
-        if res is None or self.hold_loader is None:
-            return res
-        held = evaluate(self.net, self.hold_loader, cfg.ten_crop, cfg.device, should_stop,
-                        self.team)
-        return None if held is None else dict(res, **{"holdout" + k[3:]: v
-                                                      for k, v in held.items()})
+
+        def measure(loader, per_image=False):
+            return evaluate(self.net, loader, cfg.ten_crop, cfg.device, should_stop, self.team,
+                            per_image)
+
+        got = measure(self.val_loader, per_image=True)
+        if got is None:
+            return None
+        res, self.predictions = got
+        for prefix, loader in (("holdout", self.hold_loader),
+                               ("train_eval", self.train_sample_loader)):
+            if loader is not None:
+                more = measure(loader)
+                if more is None:
+                    return None
+                res.update({prefix + k[3:]: v for k, v in more.items()})
+        return res
 
     def save(self, epoch: int, step: int, sums: dict) -> None:
         """Write last.npz (rank 0): the weights, the optimizer and where the run stands."""
@@ -692,6 +729,7 @@ class _Session:
         self.save(self.epoch, 0, self.sums)
         if self.team.root:
             self.folder.keep_epoch(self.epoch, cfg.epochs)
+            self.folder.save_predictions(self.epoch, **self.predictions)
             self.folder.append_metrics(metrics)
         self.log(f"epoch {self.epoch}: train loss {metrics['train_loss']:.4f} top-1 "
                  f"{metrics['train_top1']:.4f} | val loss {res['val_loss']:.4f} top-1 "

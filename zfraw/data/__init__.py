@@ -20,7 +20,8 @@ gets a warning: it is not evaluated).
 from .batches import BatchLoader
 from .caltech101 import (load_caltech101, load_caltech256, load_caltech_all,
                          mean_per_class_accuracy, split_rows)
-from .dataset import Dataset, build_dataset, default_cache_dir, hold_out
+from .dataset import (Dataset, build_dataset, concatenate, default_cache_dir, hold_out,
+                      subset)
 from .folders import load_folder
 from .images import DataError, load_rgb
 from .spec import load_spec, parse_spec
@@ -31,8 +32,8 @@ from .transforms import (center_crop, center_offset, crop_batch, eval_view, mean
                          stored_size, ten_crop, ten_crop_offsets)
 
 __all__ = ["BatchLoader", "DataError", "Dataset", "SYNTHETIC_CLASSES", "build_dataset",
-           "center_crop", "center_offset", "crop_batch", "default_cache_dir", "eval_view", "hold_out",
-           "load_caltech101", "load_caltech256", "load_caltech_all", "load_folder", "load_rgb",
-           "load_spec", "load_tiny_imagenet", "make_synthetic", "mean_image",
-           "mean_per_class_accuracy", "parse_spec", "split_rows", "stored_size",
-           "synthetic_splits", "ten_crop", "ten_crop_offsets"]
+           "center_crop", "center_offset", "concatenate", "crop_batch", "default_cache_dir",
+           "eval_view", "hold_out", "load_caltech101", "load_caltech256", "load_caltech_all",
+           "load_folder", "load_rgb", "load_spec", "load_tiny_imagenet", "make_synthetic",
+           "mean_image", "mean_per_class_accuracy", "parse_spec", "split_rows", "stored_size",
+           "subset", "synthetic_splits", "ten_crop", "ten_crop_offsets"]

@@ -73,7 +73,8 @@ def first_classes(ds: Dataset, n: int) -> Dataset:
                    files=[ds.files[i] for i in keep] if ds.files else [])
 
 
-def _subset(ds: Dataset, keep: np.ndarray) -> Dataset:
+def subset(ds: Dataset, keep: np.ndarray) -> Dataset:
+    """The images ``keep`` (indices, in that order) of ``ds``, with every class kept."""
     return Dataset(images=ds.images[keep], labels=ds.labels[keep],
                    boxes=None if ds.boxes is None else ds.boxes[keep], classes=list(ds.classes),
                    names=list(ds.names), files=[ds.files[i] for i in keep] if ds.files else [])
@@ -94,7 +95,18 @@ def hold_out(ds: Dataset, per_class: int) -> tuple[Dataset, Dataset]:
         held.append(idx[len(idx) - per_class:])
     held = np.sort(np.concatenate(held))
     rest = np.setdiff1d(np.arange(len(ds)), held)
-    return _subset(ds, rest), _subset(ds, held)
+    return subset(ds, rest), subset(ds, held)
+
+
+def concatenate(a: Dataset, b: Dataset) -> Dataset:
+    """``a``'s images then ``b``'s (the same classes, size and box convention), in memory."""
+    if a.classes != b.classes or a.size != b.size or (a.boxes is None) != (b.boxes is None):
+        raise DataError("cannot join two sets with different classes, image sizes or boxes")
+    return Dataset(images=np.concatenate([a.images, b.images]),
+                   labels=np.concatenate([a.labels, b.labels]),
+                   boxes=None if a.boxes is None else np.concatenate([a.boxes, b.boxes]),
+                   classes=list(a.classes), names=list(a.names),
+                   files=list(a.files) + list(b.files) if a.files and b.files else [])
 
 
 def default_cache_dir() -> str:
