@@ -25,35 +25,18 @@ import sys
 
 from zfraw import distributed
 from zfraw.data import DataError
-from zfraw.nets import ARCHS
-from zfraw.ops.registry import IMPLS
-from zfraw.optim import SCHEMES
-from zfraw.training import SCHEDULES, HardStop, TrainConfig, TrainingDiverged, train
+from zfraw.settings import add_run_settings
+from zfraw.training import HardStop, TrainConfig, TrainingDiverged, train
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The options the user gave; every run setting left out is absent from the namespace
     (argparse.SUPPRESS), so a resume can tell a given setting from a default."""
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                argument_default=argparse.SUPPRESS)
-    p.add_argument("--arch", help=f"{' | '.join(ARCHS)}, each optionally with variants: "
-                   f"zf-64+no-fc67 (python -m zfraw.nets --variants lists them; default {d.arch})")
-    p.add_argument("--data", help="synthetic[:N] | tiny-imagenet[-N]:PATH | folder:PATH | "
-                   f"caltech101:PATH (default {d.data})")
-    p.add_argument("--epochs", type=int, help=f"total epochs of the run (default {d.epochs})")
-    p.add_argument("--batch-size", type=int, help=f"(default {d.batch_size})")
-    p.add_argument("--lr", type=float, help=f"learning rate (default {d.lr})")
-    p.add_argument("--momentum", type=float, help=f"(default {d.momentum})")
-    p.add_argument("--weight-decay", type=float, help=f"(default {d.weight_decay})")
-    p.add_argument("--schedule", choices=SCHEDULES,
-                   help="plateau: x0.1 when val error stalls 2 epochs; step: x0.1 every --lr-step "
-                   f"(default {d.schedule})")
-    p.add_argument("--lr-step", type=int, help="StepLR period (default epochs/3)")
-    p.add_argument("--seed", type=int, help=f"(default {d.seed})")
-    p.add_argument("--device", choices=("cpu", "cuda"), help=f"(default {d.device})")
-    p.add_argument("--impl", choices=IMPLS, help="kernels (default: fastest present)")
-    p.add_argument("--out", help=f"run folder (default {d.out})")
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_settings(p)
+    p.add_argument("--out", default=argparse.SUPPRESS, help=f"run folder (default {d.out})")
     p.add_argument("--resume", action="store_true", default=False,
                    help="continue the run in --out from its newest checkpoint")
     p.add_argument("--resume-from", metavar="CHECKPOINT", default=None,
@@ -61,52 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "when last.npz is damaged)")
     p.add_argument("--overwrite", action="store_true", default=False,
                    help="start a new run in an --out that holds one, deleting the old run first")
-    p.add_argument("--init", choices=SCHEMES, help=f"(default {d.init})")
-    p.add_argument("--width", type=float, help="channel multiplier (default 1)")
-    p.add_argument("--ten-crop", action="store_true", help="validate on 10 crops (else centre)")
-    p.add_argument("--resize", type=int,
-                   help="stored image side (default 256 for 224 nets, else crop*9/8)")
-    p.add_argument("--input-scale", type=float,
-                   help="multiplies mean-subtracted pixels (1: paper's 0..255; 1/64 suits --init he)")
-    p.add_argument("--dropout", type=float,
-                   help="dropout probability of fc6/fc7 (default: the paper's 0.5)")
-    p.add_argument("--renorm-radius", type=float,
-                   help=f"filter RMS limit (default the paper's {d.renorm_radius}; 0: none)")
-    p.add_argument("--init-from", metavar="CHECKPOINT",
-                   help="start every layer but the classifier from this checkpoint or run folder "
-                   "(transfer learning)")
-    p.add_argument("--lr-mult", type=_layer_factors, metavar="LAYER=F[,LAYER=F]",
-                   help="multiply one layer's learning rate, e.g. conv1=10 (Caffe's lr_mult)")
-    p.add_argument("--init-scale", type=_layer_factors, metavar="LAYER=F[,LAYER=F]",
-                   help="multiply one layer's initial weights, e.g. conv1=0.0625")
-    p.add_argument("--holdout", type=int, metavar="K",
-                   help="hold out the last K training images of each class and evaluate them every "
-                   "epoch; the plateau schedule then decides on them, never on the validation set "
-                   "(default 0: none)")
-    p.add_argument("--val-from-train", type=int, metavar="K",
-                   help="move K more training images of each class into the validation set (never "
-                   "trained on, never decided on; default 0)")
-    p.add_argument("--cache-dir", help="decoded-image cache (default $ZFRAW_CACHE or ~/.cache/zfraw)")
-    p.add_argument("--on-error", choices=("warn", "raise"),
-                   help="unreadable image files: skip with a warning, or stop")
-    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress line")
     p.add_argument("--debug", action="store_true", default=False,
                    help="show the traceback of an error")
     return p.parse_args(argv)
-
-
-def _layer_factors(text: str) -> dict:
-    """'conv1=10,fc8=0.5' -> {'conv1': 10.0, 'fc8': 0.5} (argparse reports a ValueError)."""
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise argparse.ArgumentTypeError(f"expected LAYER=FACTOR, got {item!r}")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{item!r}: {value!r} is not a number") from None
-    return out
 
 
 # Options that are not run settings.

@@ -79,7 +79,7 @@ TOY = ["--data", "synthetic:64", "--arch", "zf-32", "--width", "0.125", "--epoch
 def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
     out = tmp_path / "exp"
     real_train = tables.train
-    rows = [arch for _, arch, _ in [("", "zf-32", 0), ("", "zf-32+no-conv34", 0)]]
+    rows = [f"{arch}/seed-0" for arch in ("zf-32", "zf-32+no-conv34")]
 
     def killed_in_the_third_row(cfg, **kw):
         if cfg.arch == "zf-32+no-fc67":
@@ -91,24 +91,55 @@ def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, 
     monkeypatch.setattr(tables, "train", killed_in_the_third_row)
     with pytest.raises(RuntimeError, match="killed"):
         experiments_cli.main(["table3", "--out", str(out)] + TOY)
-    first = {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows}
+    first = {run: os.stat(out / run / "last.npz").st_mtime_ns for run in rows}
     partial = json.loads((out / "table3.json").read_text())
     assert [r["status"] for r in partial["rows"][:3]] == ["done", "done", "not trained"]
 
     monkeypatch.setattr(tables, "train", real_train)
     assert experiments_cli.main(["table3", "--out", str(out)] + TOY) == 0
-    assert {arch: os.stat(out / arch / "last.npz").st_mtime_ns for arch in rows} == first
+    assert {run: os.stat(out / run / "last.npz").st_mtime_ns for run in rows} == first
     result = json.loads((out / "table3.json").read_text())
     assert [r["status"] for r in result["rows"]] == ["done"] * 7
     for r in result["rows"]:
-        assert r["epochs"] == 1 and 0 <= r["val_top1_err"] <= 100
-        record = RunDir(r["run"]).read_metrics()[-1]
+        assert r["epochs"] == 1 and 0 <= r["val_top1_err"] <= 100 and r["seeds"] == [0]
+        record = RunDir(f"{r['run']}/seed-0").read_metrics()[-1]
         assert r["val_top1_err"] == pytest.approx(100 * (1 - record["val_top1"]))
-        assert RunDir(r["run"]).read_config()["arch"] == r["arch"]
-    assert all(o["holds"] in (True, False) for o in result["orderings"])
+        assert r["ci95"][0] <= r["val_top1_err"] <= r["ci95"][1]
+        assert r["val_images"] == 12            # synthetic:64 -> 12 validation images
+        assert RunDir(f"{r['run']}/seed-0").read_config()["arch"] == r["arch"]
+    assert all(o["verdict"] in ("holds", "reversed", "not resolved")
+               for o in result["orderings"])
+    assert {o["margin"] for o in result["orderings"]} == {None, tables.LITTLE}
     md = (out / "table3.md").read_text()
-    assert "| removed fc6, fc7 | `zf-32+no-fc67` | 1 |" in md and "44.8" in md
-    assert "width 0.125, 1 epochs" in md
+    assert "| removed fc6, fc7 | `zf-32+no-fc67` | 1 | 0 | 12 |" in md and "44.8" in md
+    assert "width 0.125, 1 epochs" in md and "95% interval" in md
+
+
+def test_seeds_train_every_row_first_then_the_next_seed_and_pair_the_orderings(tmp_path,
+                                                                             monkeypatch):
+    order = []
+    real_train = tables.train
+
+    def recording(cfg, **kw):
+        order.append((cfg.arch, cfg.seed))
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(tables, "train", recording)
+    monkeypatch.setattr(tables, "ALEXNET_OF", {"zf-32": "zf-32+fc-half"})
+    out = tmp_path / "exp"
+    assert experiments_cli.main(["table2", "--out", str(out), "--seeds", "2", "--seed", "5"]
+                                + TOY) == 0
+    archs = ["zf-32+fc-half", "zf-32", "zf-32+conv345-wide"]
+    assert order == [(a, 5) for a in archs] + [(a, 6) for a in archs]
+    result = json.loads((out / "table2.json").read_text())
+    for row in result["rows"]:
+        assert row["seeds"] == [5, 6] and len(row["per_seed_val_top1_err"]) == 2
+        assert row["val_top1_err"] == pytest.approx(np.mean(row["per_seed_val_top1_err"]))
+    o = result["orderings"][0]
+    assert o["seeds"] == [5, 6] and o["val_images"] == 12
+    by = {r["row"]: r for r in result["rows"]}
+    assert o["difference"] == pytest.approx(by["zf"]["val_top1_err"] - by["alexnet"]["val_top1_err"])
+    assert "diagnostics" in result and set(result["diagnostics"]) == {"alexnet", "zf"}
 
 
 def test_experiments_sharing_a_folder_keep_their_own_results(tmp_path):

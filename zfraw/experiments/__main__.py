@@ -16,31 +16,21 @@ import dataclasses
 import sys
 
 from ..data import DataError
+from ..settings import add_run_settings, run_settings
 from ..training import HardStop, TrainConfig, TrainingDiverged
 from . import CALTECH_EXPERIMENTS, EXPERIMENTS
 
 
 def parse_args(argv=None):
-    d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m zfraw.experiments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("experiment", choices=EXPERIMENTS)
     p.add_argument("--out", required=True, help="experiment folder (one run folder per row)")
-    p.add_argument("--data", default=d.data)
-    p.add_argument("--arch", default="zf-64", help="base net (default zf-64)")
-    p.add_argument("--width", type=float, default=d.width)
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--schedule", default=d.schedule)
-    p.add_argument("--lr-step", type=int, default=None)
-    p.add_argument("--init", default=d.init)
-    p.add_argument("--input-scale", type=float, default=d.input_scale)
-    p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--impl", default=None)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--cache-dir", default=None)
+    add_run_settings(p, arch_default="zf-64")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="table2/table3: train every row with seeds --seed, --seed+1, ... (one "
+                   "run folder each, OUT/<row>/seed-S); the tables give each row's mean and 95%% "
+                   "interval over seeds and images (default 1)")
     p.add_argument("--source", default=None, help="Caltech experiments: the pretrained run")
     p.add_argument("--splits", type=int, default=5, help="Caltech random splits (default 5)")
     p.add_argument("--train-sizes", type=int, nargs="+", default=None,
@@ -55,19 +45,19 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     a = parse_args(argv)
-    caltech = ("source", "splits", "train_sizes", "no_scratch", "scratch")
-    settings = {k: v for k, v in vars(a).items()
-                if k not in ("experiment", "out", "no_progress", "debug") + caltech}
+    settings = {"arch": "zf-64", **run_settings(a)}
     base = dataclasses.replace(TrainConfig(), progress=not a.no_progress, **settings)
     try:
         if a.splits < 1:
             raise ValueError(f"--splits must be >= 1, got {a.splits}")
+        if a.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
         if a.experiment in CALTECH_EXPERIMENTS:
             scratch = a.scratch if a.experiment == "fig9" else not a.no_scratch
             result = CALTECH_EXPERIMENTS[a.experiment](base, a.out, print, a.source, a.splits,
                                                        a.train_sizes, scratch)
         else:
-            result = EXPERIMENTS[a.experiment](base, a.out, print)
+            result = EXPERIMENTS[a.experiment](base, a.out, print, seeds=a.seeds)
     except (HardStop, KeyboardInterrupt):
         print("stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
         return 130
