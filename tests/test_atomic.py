@@ -3,6 +3,7 @@
 every writer of zfraw goes through it."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -177,3 +178,62 @@ def test_a_failed_dataset_cache_leaves_no_files(tmp_path, monkeypatch):
     dataset._write_cache(str(tmp_path), ["a.png"], 8, npy, meta)
     assert np.load(npy).shape == (1, 8, 8, 3) and json.load(open(meta))["bad"] == {}
     assert leftovers(tmp_path) == []
+
+
+def test_reserve_backs_every_byte_before_a_memory_map_writes(tmp_path, monkeypatch):
+    """A sparse file written through a memory map on a full disk is a SIGBUS; reserve() backs
+    every byte first (keeping what is written, e.g. a .npy header), so a full disk is an
+    OSError before any write."""
+    from zfraw.atomic import reserve
+    path = tmp_path / "big.tmp1"
+    with open(path, "wb") as f:
+        f.write(b"header")
+        f.truncate(1 << 20)                                  # sparse: no blocks behind it
+    assert os.stat(path).st_blocks * 512 < 1 << 20
+    with reserve(path):
+        assert os.stat(path).st_blocks * 512 >= 1 << 20
+    assert path.read_bytes()[:6] == b"header" and os.path.getsize(path) == 1 << 20
+
+    def fallocate_fails(code):
+        def f(fd, offset, length):
+            raise OSError(code, os.strerror(code))
+        return f
+
+    monkeypatch.setattr(atomic.os, "posix_fallocate", fallocate_fails(28))
+    with pytest.raises(OSError, match="No space left"):
+        with reserve(path):
+            pytest.fail("the block ran on a full disk")
+    import errno
+    monkeypatch.setattr(atomic.os, "posix_fallocate", fallocate_fails(errno.EOPNOTSUPP))
+    with reserve(path):                                       # nothing to reserve with: go on
+        pass
+
+
+def finished_pid():
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_temporaries_are_those_whose_writer_is_gone(tmp_path):
+    """Removed: a temporary whose pid is no process and whose lock nobody holds. Kept: a live
+    process's, a locked one (a writer on another machine sharing the folder), this process's
+    own, names that are not temporaries, and names outside the pattern given."""
+    from zfraw.atomic import remove_stale_temporaries, reserve, writer_pid
+    dead = finished_pid()
+    names = {"a.npz": dead, "b.npz": os.getppid(), "c.npz": dead, "d.npy": os.getpid(),
+             "e.json": dead}
+    for name, pid in names.items():
+        (tmp_path / f"{name}.tmp{pid}").write_bytes(b"x" * 10000)
+    (tmp_path / "f.txt").write_text("not a temporary")
+    (tmp_path / "g.npz.tmp").write_text("no pid")
+    assert writer_pid(f"a.npz.tmp{dead}") == dead and writer_pid("g.npz.tmp") is None
+    with reserve(tmp_path / f"c.npz.tmp{dead}"):
+        removed = remove_stale_temporaries(tmp_path, re.compile(r".*\.npz"))
+    assert [os.path.basename(p) for p, _ in removed] == [f"a.npz.tmp{dead}"]
+    assert removed[0][1] >= 10000                                  # bytes freed on disk
+    assert sorted(os.path.basename(p) for p, _ in remove_stale_temporaries(tmp_path)) == \
+        sorted([f"c.npz.tmp{dead}", f"e.json.tmp{dead}"])            # unlocked, any name
+    left = sorted(os.listdir(tmp_path))
+    assert left == sorted([f"b.npz.tmp{os.getppid()}", f"d.npy.tmp{os.getpid()}", "f.txt",
+                           "g.npz.tmp"])

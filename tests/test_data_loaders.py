@@ -1,5 +1,8 @@
+import errno
 import os
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -318,22 +321,38 @@ def test_interrupted_first_decode_leaves_no_temporaries(tmp_path, monkeypatch, w
     assert _tmp_files(cache) == []
 
 
-def test_stale_temporaries_of_a_dead_process_are_harmless(tmp_path):
+def dead_pid():
+    """The pid of a process that has ended (and been reaped)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_stale_temporaries_of_a_dead_process_are_removed(tmp_path):
+    """A killed first fill leaves its temporaries behind (a .npy the size of the split); the
+    next load removes those whose process is gone, says so, and leaves every other file."""
     root, cache = str(tmp_path / "f"), str(tmp_path / "c")
     make_folders(root)
     files = sorted(os.path.join("train", c, f) for c in ("apple", "pear")
                    for f in os.listdir(os.path.join(root, "train", c)))
     os.makedirs(cache)
     stem = dataset.cache_stem(root, "train", 12, files, cache)
-    # garbage under another pid, and under ours (pids are reused, e.g. in containers)
-    for pid in (999999, os.getpid()):
-        for ext in (".npy", ".json"):
-            with open(f"{stem}{ext}.tmp{pid}", "wb") as f:
-                f.write(b"half-written garbage")
-    train, _ = load_folder(root, size=12, cache_dir=cache)
+    other = os.path.join(cache, "other-val-64-0123456789abcdef.npy")   # another cache's
+    dead, alive = dead_pid(), os.getppid()
+    stale = [f"{stem}.npy.tmp{dead}", f"{stem}.json.tmp{dead}", f"{other}.tmp{dead}"]
+    kept = [f"{stem}.npy.tmp{alive}",                         # a live writer's
+            os.path.join(cache, f"notes.txt.tmp{dead}")]      # not a cache file: not ours
+    # garbage under our own pid too (pids are reused, e.g. in containers)
+    for path in stale + kept + [f"{stem}.npy.tmp{os.getpid()}"]:
+        with open(path, "wb") as f:
+            f.write(b"half-written garbage")
+    with pytest.warns(UserWarning, match=r"removed 3 temporary file\(s\).*no longer run"):
+        train, _ = load_folder(root, size=12, cache_dir=cache)
     ref, _ = load_folder(root, size=12, cache_dir=str(tmp_path / "fresh"))
     np.testing.assert_array_equal(train.images, ref.images)
     assert os.path.exists(stem + ".npy")     # the cache the loader used is the one we predicted
+    assert not any(os.path.exists(p) for p in stale) and all(os.path.exists(p) for p in kept)
+    assert not os.path.exists(f"{stem}.npy.tmp{os.getpid()}")
 
 
 def test_hold_out_takes_the_last_images_of_each_class():
@@ -353,3 +372,101 @@ def test_hold_out_takes_the_last_images_of_each_class():
     assert rest2.files == ["f0", "f1", "f2", "f3"]
     with pytest.raises(DataError, match="class a has only 4"):
         dataset.hold_out(ds, 4)
+
+
+# -- a full disk during the cache's first fill -----------------------------------------------
+
+def full_disk(monkeypatch):
+    """Make every reservation of disk space fail as on a full disk; returns the decode calls
+    made (none may happen: an image written into an unreserved memory map on a full disk is
+    a SIGBUS that kills the process)."""
+    from zfraw import atomic
+    decoded = []
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def spy(path, size):
+        decoded.append(path)
+        return load_rgb(path, size)
+
+    monkeypatch.setattr(atomic.os, "posix_fallocate", no_space)
+    monkeypatch.setattr(dataset, "load_rgb", spy)
+    return decoded
+
+
+def test_a_full_disk_is_an_error_before_any_image_is_written(tmp_path, monkeypatch):
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    load_folder(root, size=12, cache_dir=cache)                # a complete cache, kept
+    before = {n: open(os.path.join(cache, n), "rb").read() for n in os.listdir(cache)}
+    decoded = full_disk(monkeypatch)
+    with pytest.raises(OSError) as caught:
+        load_folder(root, size=16, cache_dir=cache)
+    msg = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC and "\n" not in msg
+    assert re.search(r"No space left on device for the decode cache .*-train-16-.*\.npy: it "
+                     r"needs [\d.]+ MB and .* free; nothing was kept", msg), msg
+    assert decoded == []
+    assert {n: open(os.path.join(cache, n), "rb").read() for n in os.listdir(cache)} == before
+    monkeypatch.undo()
+    train, _ = load_folder(root, size=16, cache_dir=cache)     # room again: it fills
+    ref, _ = load_folder(root, size=16, cache_dir=str(tmp_path / "fresh"))
+    np.testing.assert_array_equal(train.images, ref.images)
+    assert _tmp_files(cache) == []
+
+
+def test_the_cache_file_is_reserved_before_it_is_filled(tmp_path, monkeypatch):
+    from zfraw import atomic
+    reserved, fallocate = [], os.posix_fallocate
+
+    def recording(fd, offset, length):
+        fallocate(fd, offset, length)
+        st = os.fstat(fd)
+        reserved.append((offset, length, st.st_size, st.st_blocks * 512))
+
+    monkeypatch.setattr(atomic.os, "posix_fallocate", recording)
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    load_folder(root, size=64, cache_dir=cache)
+    n_train = 5
+    assert len(reserved) == 2                                  # train, val
+    offset, length, size, on_disk = reserved[0]
+    assert offset == 0 and length == size > n_train * 64 * 64 * 3 and on_disk >= size
+
+
+def small_run(tmp_path, data, *extra):
+    return ["--arch", "zf-32", "--width", "0.125", "--data", f"folder:{data}", "--epochs", "1",
+            "--batch-size", "2", "--init", "he", "--input-scale", "0.015625", "--impl", "numpy",
+            "--no-progress", "--out", str(tmp_path / "run"), *extra]
+
+
+def last_line_error(capsys, rc, code, *words):
+    """Exit ``code``, no traceback, and the last line of stderr 'error: ...' with ``words``."""
+    err = capsys.readouterr().err
+    assert rc == code and "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: ") and sum(x.startswith("error") for x in lines) == 1, err
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])
+    return err
+
+
+def test_train_on_a_full_disk_ends_in_one_line_and_loses_nothing(tmp_path, monkeypatch, capsys):
+    """train.py --resume whose cache must be filled again on a full disk: exit 1, one line,
+    the run's files byte for byte as they were, no temporary anywhere."""
+    import train as train_cli
+    data = tmp_path / "f"
+    make_folders(str(data))
+    assert train_cli.main(small_run(tmp_path, data, "--cache-dir", str(tmp_path / "c1"))) == 0
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    capsys.readouterr()
+    cache = tmp_path / "c2"                     # a cache that is not there yet
+    decoded = full_disk(monkeypatch)
+    rc = train_cli.main(["--resume", "--epochs", "2", "--out", str(run), "--cache-dir", str(cache)])
+    last_line_error(capsys, rc, 1, "No space left on device for the decode cache",
+                    "nothing was kept")
+    assert decoded == []
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert _tmp_files(str(cache)) == [] and _tmp_files(str(run)) == []

@@ -13,20 +13,24 @@ is just not evaluated, as for a class folder missing from ``val/``).
 
 The cache is written to ``<name>.tmp<pid>`` files that are renamed into place when complete, and
 removed on any failure (a decoder crash, Ctrl-C) (:mod:`zfraw.atomic`); a temporary left by a
-killed process is never read, only overwritten if the same pid decodes the same cache again.
+killed process is never read, and is removed by the next load that finds its process gone. The
+images' file is reserved on disk before it is filled through its memory map, so a full disk is
+an ``OSError`` that says how much room the cache needs (not a SIGBUS that kills the process).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..atomic import atomic_open, atomic_path
+from ..atomic import atomic_open, atomic_path, remove_stale_temporaries, reserve
 from .images import DataError, load_rgb, map_box
 
 CACHE_VERSION = 2  # bump when the decoding changes, so old caches are not reused
@@ -114,6 +118,10 @@ def default_cache_dir() -> str:
     return os.environ.get("ZFRAW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "zfraw")
 
 
+# The cache's file names (cache_stem + .npy or .json), for removing the stale temporaries.
+CACHE_FILE = re.compile(r".+-\d+-[0-9a-f]{16}\.(npy|json)")
+
+
 def _cache_key(root: str, tag: str, size: int, rel_files: list) -> str:
     h = hashlib.sha1()
     h.update(json.dumps([CACHE_VERSION, os.path.abspath(root), tag, size]).encode())
@@ -147,19 +155,46 @@ def _write_cache(root: str, rel_files: list, size: int, npy: str, meta_path: str
     """Decode every file into ``npy`` (uint8 (N, S, S, 3)) and ``meta_path`` (dims, bad files).
 
     Both are written under temporary names and renamed into place, the .npy last: its presence
-    means the cache is complete. On any failure, KeyboardInterrupt included, the temporaries
-    (the .npy one is the size of the whole split) are removed before the error goes on.
+    means the cache is complete. The .npy temporary is reserved on disk before the first image
+    is written into its memory map. On any failure, KeyboardInterrupt included, the temporaries
+    (the .npy one is the size of the whole split) are removed before the error goes on; a full
+    disk is an OSError that says how much room the cache needs.
     """
-    with atomic_path(npy) as tmp_npy:
-        out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
-                                        shape=(len(rel_files), size, size, 3))
-        res = _decode_all(root, rel_files, size, out)
-        out.flush()
-        del out
-        meta = {"dims": {str(i): d for i, d in res["dims"].items()},
-                "bad": {str(i): m for i, m in res["bad"].items()}}
-        with atomic_open(meta_path, "w") as f:     # renamed first, the .npy when this block ends
-            json.dump(meta, f)
+    need = 0
+    try:
+        with atomic_path(npy) as tmp_npy:
+            out = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.uint8,
+                                            shape=(len(rel_files), size, size, 3))
+            need = os.path.getsize(tmp_npy)
+            with reserve(tmp_npy):
+                res = _decode_all(root, rel_files, size, out)
+                out.flush()
+                del out
+            meta = {"dims": {str(i): d for i, d in res["dims"].items()},
+                    "bad": {str(i): m for i, m in res["bad"].items()}}
+            with atomic_open(meta_path, "w") as f:  # renamed first, the .npy when this block ends
+                json.dump(meta, f)
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_room(e, npy, need) from e
+        raise
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _no_room(e: OSError, npy: str, need: int) -> OSError:
+    """A full disk while writing the cache ``npy``, in one line: what it needs, what is free."""
+    folder = os.path.dirname(npy) or "."
+    try:
+        st = os.statvfs(folder)
+        free = f" and {folder} has {_mb(st.f_bavail * st.f_frsize)} free"
+    except OSError:
+        free = ""
+    needs = f" needs {_mb(need)}" if need else ""
+    return OSError(e.errno, f"{e.strerror} for the decode cache {npy}: it{needs}{free}; nothing "
+                   "was kept (free some space, or give another --cache-dir)")
 
 
 def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):
@@ -212,6 +247,11 @@ def build_dataset(root: str, tag: str, rel_files: list, labels, boxes, classes, 
     stem = cache_stem(root, tag, size, rel_files, cache_dir)
     npy, meta_path = stem + ".npy", stem + ".json"
 
+    stale = remove_stale_temporaries(cache_dir, CACHE_FILE)
+    if stale:
+        warnings.warn(f"{cache_dir}: removed {len(stale)} temporary file(s) of the decode cache "
+                      f"({_mb(sum(n for _, n in stale))}) left by processes that no longer run: "
+                      + ", ".join(os.path.basename(p) for p, _ in stale), stacklevel=2)
     if not (os.path.exists(npy) and os.path.exists(meta_path)):
         _write_cache(root, rel_files, size, npy, meta_path)
     with open(meta_path) as f:
