@@ -470,3 +470,118 @@ def test_train_on_a_full_disk_ends_in_one_line_and_loses_nothing(tmp_path, monke
     assert decoded == []
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert _tmp_files(str(cache)) == [] and _tmp_files(str(run)) == []
+
+
+# -- images of extreme aspect ratios ------------------------------------------------------------
+
+def decode_as_before(path, size):
+    """load_rgb as it was before the work was bounded by the crop (a frozen copy): the whole
+    image resized, then cropped."""
+    from zfraw.data.images import resize_crop_geometry, to_8bit
+    with Image.open(path) as img:
+        width, height = img.size
+        new_w, new_h, _, _, ox, oy = resize_crop_geometry(width, height, size)
+        img.draft("RGB", (new_w, new_h))
+        img = to_8bit(img)
+        if img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")
+        img = img.convert("RGB")
+        if img.size != (new_w, new_h):
+            img = img.resize((new_w, new_h), Image.BILINEAR)
+        img = img.crop((ox, oy, ox + size, oy + size))
+        arr = np.asarray(img, dtype=np.uint8)
+    return arr, (width, height)
+
+
+def random_image(path, rng, w, h):
+    """A random image of w x h in a random mode and format (JPEG too, whose draft mode the
+    decoder uses), with smooth and noisy parts."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    smooth = (np.stack([xx * 255 / max(w - 1, 1), yy * 255 / max(h - 1, 1),
+                        (xx + yy) % 256], -1)).astype(np.uint8)
+    noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    pix = np.where(rng.random((h, w, 1)) < 0.5, smooth, noise)
+    img = Image.fromarray(pix)
+    kind = rng.integers(5)
+    if kind == 1:
+        img = img.convert("L")
+    elif kind == 2:
+        img = img.convert("P")
+    elif kind == 3:
+        img = img.convert("RGBA")
+    fmt = "JPEG" if kind == 4 else "PNG"
+    img.save(path, format=fmt)
+    return path
+
+
+def test_ordinary_images_decode_bit_identically_to_before(tmp_path):
+    """Bounding the work changed no ordinary image (aspect ratios up to EXACT_ASPECT): the
+    caches, boxes and results made before stay valid. Random sizes, shapes, modes, formats."""
+    from zfraw.data.images import EXACT_ASPECT
+    rng = np.random.default_rng(23)
+    for k in range(300):
+        size = int(rng.choice([8, 12, 16, 36, 56, 64, 72, 96, 128, 227, 256]))
+        short = int(rng.integers(1, 160))
+        aspect = float(np.exp(rng.uniform(0, np.log(EXACT_ASPECT)))) if k % 3 else 1 + rng.random()
+        long = max(short, min(int(round(short * aspect)), EXACT_ASPECT * short, 1200))
+        w, h = (long, short) if rng.random() < 0.5 else (short, long)
+        path = random_image(str(tmp_path / f"{k}.img"), rng, w, h)
+        new, dims = load_rgb(path, size)
+        old, old_dims = decode_as_before(path, size)
+        assert dims == old_dims and new.dtype == np.uint8
+        np.testing.assert_array_equal(new, old, err_msg=f"{w}x{h} at {size}")
+
+
+def test_beyond_the_ordinary_only_the_crop_is_resized(tmp_path, monkeypatch):
+    """Aspect ratios between EXACT_ASPECT and MAX_ASPECT: no resize makes more than
+    EXACT_ASPECT crops' worth of pixels (it made ratio crops' worth: gigabytes for a 94-byte
+    1x5000 PNG at 256), and the pixels are the whole-image way's within one grey level."""
+    from zfraw.data.images import EXACT_ASPECT, MAX_ASPECT
+    made, resize = [], Image.Image.resize
+
+    def bounded(img, out_size, *args, **kw):
+        made.append(out_size[0] * out_size[1])
+        if made[-1] > EXACT_ASPECT * bounded.size ** 2:    # fail before allocating it
+            raise AssertionError(f"resize of {img.size} to {out_size} at size {bounded.size}")
+        return resize(img, out_size, *args, **kw)
+
+    rng = np.random.default_rng(5)
+    cases = [(1, MAX_ASPECT, 64), (MAX_ASPECT, 1, 16), (3, 290, 32), (200, 5, 12), (7, 700, 48)]
+    for k, (w, h, size) in enumerate(cases):
+        path = random_image(str(tmp_path / f"{k}.img"), rng, w, h)
+        old, _ = decode_as_before(path, size)
+        monkeypatch.setattr(Image.Image, "resize", bounded)
+        bounded.size = size
+        new, dims = load_rgb(path, size)
+        monkeypatch.undo()
+        assert dims == (w, h) and new.shape == (size, size, 3)
+        assert np.abs(new.astype(int) - old).max() <= 1, (w, h, size)
+    assert made and max(made) <= EXACT_ASPECT * 64 ** 2
+
+
+def write_thin(path, w=1, h=5000):
+    """A tiny PNG (~100 bytes) of an absurd aspect ratio."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(np.full((h, w, 3), 7, np.uint8)).save(path)
+
+
+def test_absurd_aspect_ratios_are_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image.Image, "resize", lambda *a, **k: pytest.fail("resized"))
+    path = str(tmp_path / "thin.png")
+    write_thin(path)
+    with pytest.raises(DataError, match="1x5000 pixels, an aspect ratio beyond 100:1"):
+        load_rgb(path, 256)
+    write_thin(path, 300000, 1)
+    with pytest.raises(DataError, match="300000x1 pixels"):
+        load_rgb(path, 256)
+    monkeypatch.undo()
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    write_thin(os.path.join(root, "train", "apple", "thin.png"))
+    with pytest.warns(UserWarning, match=r"train/apple/thin.png: DataError: 1x5000 pixels"):
+        train, _ = load_folder(root, size=12, cache_dir=cache)
+    assert len(train) == 5 and "train/apple/thin.png" not in train.files
+    with pytest.raises(DataError) as caught:
+        load_folder(root, size=12, cache_dir=cache, on_error="raise")
+    assert "\n" not in str(caught.value) and "train/apple/thin.png (DataError: 1x5000" in str(
+        caught.value)

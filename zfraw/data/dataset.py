@@ -7,7 +7,8 @@ their sizes and modification times, so editing the folder makes a fresh cache.
 
 Unreadable files are never dropped silently: with ``on_error='warn'`` they are skipped with a
 warning naming every one (again on every cached load); with ``on_error='raise'`` a
-:class:`DataError` lists them all. A class left with no readable image is a :class:`DataError`
+:class:`DataError` names them in one line. An image whose aspect ratio is beyond
+``images.MAX_ASPECT`` is unreadable. A class left with no readable image is a :class:`DataError`
 in a training split (it would train with no examples) and a warning in an evaluation split (it
 is just not evaluated, as for a class folder missing from ``val/``).
 
@@ -139,7 +140,7 @@ def _decode_all(root: str, rel_files: list, size: int, out: np.ndarray) -> dict:
         try:
             out[i], dims[i] = load_rgb(os.path.join(root, rel_files[i]), size)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file, reported below
-            bad[i] = f"{type(e).__name__}: {e}"
+            bad[i] = " ".join(f"{type(e).__name__}: {e}".split())
             out[i] = 0
 
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
@@ -197,13 +198,19 @@ def _no_room(e: OSError, npy: str, need: int) -> OSError:
                    "was kept (free some space, or give another --cache-dir)")
 
 
+MAX_NAMED = 20   # unreadable files named in the one-line error (the warning names every one)
+
+
 def _report_bad(bad: dict, rel_files: list, on_error: str, what: str):
     if not bad:
         return
+    if on_error == "raise":                      # one line, for a command line's "error: ..."
+        named = [f"{rel_files[i]} ({msg})" for i, msg in sorted(bad.items())[:MAX_NAMED]]
+        more = f"; and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
+        raise DataError(f"{what}: {len(bad)} unreadable image file(s): {'; '.join(named)}{more} "
+                        "(--on-error warn, or on_error='warn', skips them)")
     lines = [f"  {rel_files[i]}: {msg}" for i, msg in sorted(bad.items())]
     text = f"{what}: {len(bad)} unreadable image file(s):\n" + "\n".join(lines)
-    if on_error == "raise":
-        raise DataError(text)
     warnings.warn(text + "\n(skipped; pass on_error='raise' to stop instead)", stacklevel=3)
 
 

@@ -4,6 +4,13 @@ Every image is converted to RGB (grayscale, palette, CMYK, with or without alpha
 side resized to ``size`` and the centre ``size x size`` square cut out, as the paper does with
 256 for ImageNet. Boxes go through the same affine map.
 
+The work is bounded by the crop, not by the image's shape: resizing a 1x5000 image's shorter
+side to 256 would make a 256x1,280,000 image to cut one square out of. Up to an aspect ratio of
+:data:`EXACT_ASPECT` (every ordinary photo) the whole image is resized and cropped; beyond it
+only the centre region is resized (Pillow's ``resize(box=...)``, within one grey level of the
+whole-image way); beyond :data:`MAX_ASPECT` the file is refused as unreadable (its centre crop
+would show less than 1% of it).
+
 Wide single-channel images (16-bit PNG/TIFF, 32-bit integer or float TIFF) are scaled to 8 bits
 first (:func:`to_8bit`), since Pillow's ``convert("RGB")`` clips them to 0..255 instead.
 """
@@ -16,6 +23,13 @@ from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                     ".pgm")
+
+
+# Aspect ratios (longer side / shorter side): up to EXACT_ASPECT the whole image is resized,
+# as zfraw always did (so caches and boxes stay valid); up to MAX_ASPECT only the centre region;
+# beyond, the image is refused.
+EXACT_ASPECT = 32
+MAX_ASPECT = 100
 
 
 class DataError(ValueError):
@@ -76,18 +90,27 @@ def load_rgb(path: str, size: int):
     """Decode ``path`` into uint8 (size, size, 3) RGB after shorter-side resize and centre crop.
 
     Returns ``(array, (width, height))`` with the original size, for mapping boxes. Raises the
-    decoder's error (OSError, ValueError, ...) for a corrupt or unreadable file.
+    decoder's error (OSError, ValueError, ...) for a corrupt or unreadable file, and
+    :class:`DataError` for an aspect ratio beyond :data:`MAX_ASPECT`.
     """
     with Image.open(path) as img:
         width, height = img.size
+        if max(width, height) > MAX_ASPECT * min(width, height):
+            raise DataError(f"{width}x{height} pixels, an aspect ratio beyond {MAX_ASPECT}:1 "
+                            "(its centre crop would show under 1% of it)")
         new_w, new_h, _, _, ox, oy = resize_crop_geometry(width, height, size)
         img.draft("RGB", (new_w, new_h))       # JPEG: decode at a reduced scale when it can
         img = to_8bit(img)                     # 16/32-bit and float: scale, don't clip
         if img.mode == "P" and "transparency" in img.info:
             img = img.convert("RGBA")          # palette transparency must go through RGBA
         img = img.convert("RGB")
-        if img.size != (new_w, new_h):
-            img = img.resize((new_w, new_h), Image.BILINEAR)
-        img = img.crop((ox, oy, ox + size, oy + size))
+        if max(new_w, new_h) <= EXACT_ASPECT * size:
+            if img.size != (new_w, new_h):
+                img = img.resize((new_w, new_h), Image.BILINEAR)
+            img = img.crop((ox, oy, ox + size, oy + size))
+        else:                                  # only the region that becomes the crop
+            sx, sy = img.width / new_w, img.height / new_h      # (draft may have shrunk it)
+            img = img.resize((size, size), Image.BILINEAR,
+                             box=(ox * sx, oy * sy, (ox + size) * sx, (oy + size) * sy))
         arr = np.asarray(img, dtype=np.uint8)
     return arr, (width, height)
