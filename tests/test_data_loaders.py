@@ -585,3 +585,92 @@ def test_absurd_aspect_ratios_are_refused_by_name(tmp_path, monkeypatch):
         load_folder(root, size=12, cache_dir=cache, on_error="raise")
     assert "\n" not in str(caught.value) and "train/apple/thin.png (DataError: 1x5000" in str(
         caught.value)
+
+
+# -- dangling and looping symbolic links ----------------------------------------------------
+
+def add_broken_links(root):
+    """A dangling link and a link that loops among a folder dataset's images."""
+    os.symlink(os.path.join(root, "nowhere.jpg"), os.path.join(root, "train", "apple", "gone.jpg"))
+    os.symlink("loop.jpg", os.path.join(root, "train", "pear", "loop.jpg"))
+
+
+def test_broken_links_are_named_and_skipped(tmp_path):
+    root, cache = str(tmp_path / "f"), str(tmp_path / "c")
+    make_folders(root)
+    add_broken_links(root)
+    for _ in range(2):                                  # the first fill, then from the cache
+        with pytest.warns(UserWarning) as caught:
+            train, val = load_folder(root, size=12, cache_dir=cache)
+        text = "\n".join(str(w.message) for w in caught)
+        assert "train/apple/gone.jpg: a symbolic link to a missing file" in text
+        assert "train/pear/loop.jpg: a symbolic link that loops" in text
+        assert len(train) == 5
+        assert not any(f.endswith(("gone.jpg", "loop.jpg")) for f in train.files)
+    with pytest.raises(DataError) as caught:
+        load_folder(root, size=12, cache_dir=cache, on_error="raise")
+    msg = str(caught.value)
+    assert "\n" not in msg and "2 unreadable" in msg and "gone.jpg" in msg and "loop.jpg" in msg
+    os.remove(os.path.join(root, "train", "apple", "gone.jpg"))     # mended: a fresh cache
+    write_image(os.path.join(root, "train", "apple", "gone.jpg"), 30, 20, seed=9)
+    with pytest.warns(UserWarning, match="loop.jpg"):
+        train, _ = load_folder(root, size=12, cache_dir=cache)
+    assert len(train) == 6
+
+
+def test_broken_links_in_tiny_imagenet_val_are_skipped(tmp_path):
+    root = str(tmp_path / "tiny")
+    make_tiny(root)
+    target = os.path.join(root, "val", "images", "val_4.JPEG")
+    os.remove(target)
+    os.symlink("/nonexistent/val_4.JPEG", target)
+    with pytest.warns(UserWarning, match="val/images/val_4.JPEG: a symbolic link to a missing"):
+        _, val = load_tiny_imagenet(root, size=16, cache_dir=str(tmp_path / "c"))
+    assert len(val) == 5
+
+
+def test_a_class_folder_that_cannot_be_read_is_an_error(tmp_path):
+    root = str(tmp_path / "f")
+    make_folders(root)
+    os.symlink(str(tmp_path / "unmounted"), os.path.join(root, "train", "plum"))
+    with pytest.raises(DataError, match="cannot be read: plum .a symbolic link to a missing"):
+        load_folder(root, size=12, cache_dir=str(tmp_path / "c"))
+
+
+def test_train_skips_or_names_unreadable_files(tmp_path, capsys):
+    """train.py on a dataset with a dangling link, a looping link and an absurd image:
+    --on-error warn trains on the rest and names all three; --on-error raise stops with one
+    line that names them (exit 2)."""
+    import train as train_cli
+    data = tmp_path / "f"
+    make_folders(str(data))
+    add_broken_links(str(data))
+    write_thin(str(data / "train" / "pear" / "thin.png"))
+    cache = str(tmp_path / "c")
+    with pytest.warns(UserWarning) as caught:
+        assert train_cli.main(small_run(tmp_path, data, "--cache-dir", cache,
+                                        "--on-error", "warn")) == 0
+    text = "\n".join(str(w.message) for w in caught)
+    for name in ("gone.jpg", "loop.jpg", "thin.png"):
+        assert name in text
+    assert "error" not in capsys.readouterr().err
+    rc = train_cli.main(small_run(tmp_path, data, "--cache-dir", cache, "--on-error", "raise",
+                                  "--overwrite"))
+    last_line_error(capsys, rc, 2, "3 unreadable image file(s)", "train/apple/gone.jpg",
+                    "train/pear/loop.jpg", "train/pear/thin.png", "--on-error warn")
+
+
+def test_the_report_skips_broken_links(trained_run, tmp_path, monkeypatch, capsys):
+    """python -m zfraw.report --data with broken links: they are named and skipped (here the
+    report then refuses the other dataset's classes, in one line)."""
+    from zfraw import report
+    monkeypatch.setenv("ZFRAW_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "f"
+    make_folders(str(data))
+    add_broken_links(str(data))
+    with pytest.warns(UserWarning) as caught:
+        rc = report.main(["--run", str(trained_run), "--data", f"folder:{data}",
+                          "--out", str(tmp_path / "report")])
+    last_line_error(capsys, rc, 2, "2 classes")
+    text = "\n".join(str(w.message) for w in caught)
+    assert "gone.jpg: a symbolic link to a missing file" in text and "loop.jpg" in text

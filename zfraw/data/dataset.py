@@ -7,10 +7,11 @@ their sizes and modification times, so editing the folder makes a fresh cache.
 
 Unreadable files are never dropped silently: with ``on_error='warn'`` they are skipped with a
 warning naming every one (again on every cached load); with ``on_error='raise'`` a
-:class:`DataError` names them in one line. An image whose aspect ratio is beyond
-``images.MAX_ASPECT`` is unreadable. A class left with no readable image is a :class:`DataError`
-in a training split (it would train with no examples) and a warning in an evaluation split (it
-is just not evaluated, as for a class folder missing from ``val/``).
+:class:`DataError` names them in one line. Unreadable includes a symbolic link to a missing file
+or one that loops, and an image whose aspect ratio is beyond ``images.MAX_ASPECT``. A class left
+with no readable image is a :class:`DataError` in a training split (it would train with no
+examples) and a warning in an evaluation split (it is just not evaluated, as for a class folder
+missing from ``val/``).
 
 The cache is written to ``<name>.tmp<pid>`` files that are renamed into place when complete, and
 removed on any failure (a decoder crash, Ctrl-C) (:mod:`zfraw.atomic`); a temporary left by a
@@ -127,9 +128,25 @@ def _cache_key(root: str, tag: str, size: int, rel_files: list) -> str:
     h = hashlib.sha1()
     h.update(json.dumps([CACHE_VERSION, os.path.abspath(root), tag, size]).encode())
     for rel in rel_files:
-        st = os.stat(os.path.join(root, rel))
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError as e:   # a dangling or looping link: decoded as unreadable, named
+            h.update(f"{rel}\0unreadable {e.errno}\n".encode())
+            continue
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+def _why_unreadable(path: str, e: Exception) -> str:
+    """The reason a file could not be decoded, in words (one line)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as s:
+            if s.errno == errno.ELOOP:
+                return "a symbolic link that loops"
+        return f"a symbolic link to a missing file, {os.readlink(path)}"
+    return " ".join(f"{type(e).__name__}: {e}".split())
 
 
 def _decode_all(root: str, rel_files: list, size: int, out: np.ndarray) -> dict:
@@ -137,10 +154,11 @@ def _decode_all(root: str, rel_files: list, size: int, out: np.ndarray) -> dict:
     dims, bad = {}, {}
 
     def work(i):
+        path = os.path.join(root, rel_files[i])
         try:
-            out[i], dims[i] = load_rgb(os.path.join(root, rel_files[i]), size)
+            out[i], dims[i] = load_rgb(path, size)
         except Exception as e:  # noqa: BLE001 - any decoder failure is a bad file, reported below
-            bad[i] = " ".join(f"{type(e).__name__}: {e}".split())
+            bad[i] = _why_unreadable(path, e)
             out[i] = 0
 
     pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)

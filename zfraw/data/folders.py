@@ -5,7 +5,10 @@ Classes are the sorted folder names under ``train/``. A class folder with no ima
 error (:class:`DataError`), as is a ``val/`` class that ``train/`` lacks; a ``train/`` class
 missing from ``val/`` only gets a warning (it is just not evaluated). Files whose extension is not
 an image extension (``images.IMAGE_EXTENSIONS``) are not images and are ignored; files with an
-image extension that fail to decode are reported (see :mod:`zfraw.data.dataset`). No boxes.
+image extension that fail to decode are reported (see :mod:`zfraw.data.dataset`), symbolic links
+to missing files or in a loop among them. A class folder that cannot be read (a symbolic link to
+a missing folder or in a loop, a folder without read permission) is a :class:`DataError`: skipping
+it would drop a class. No boxes.
 """
 from __future__ import annotations
 
@@ -17,14 +20,24 @@ from .images import DataError, is_image_file
 
 
 def list_class_folders(split_dir: str) -> dict:
-    """{class name: sorted image file names} for each sub-folder of ``split_dir``."""
+    """{class name: sorted image file names} for each sub-folder of ``split_dir``. Raises
+    :class:`DataError` naming every entry that cannot be read as a class folder (a symbolic
+    link to a missing folder or in a loop, a folder that cannot be listed)."""
     if not os.path.isdir(split_dir):
         raise DataError(f"missing folder {split_dir}")
-    out = {}
+    out, unreadable = {}, []
     for cls in sorted(os.listdir(split_dir)):
         path = os.path.join(split_dir, cls)
-        if os.path.isdir(path):
-            out[cls] = sorted(f for f in os.listdir(path) if is_image_file(f))
+        if os.path.islink(path) and not os.path.exists(path):
+            unreadable.append(f"{cls} (a symbolic link to a missing folder or in a loop)")
+        elif os.path.isdir(path):
+            try:
+                out[cls] = sorted(f for f in os.listdir(path) if is_image_file(f))
+            except OSError as e:
+                unreadable.append(f"{cls} ({e.strerror})")
+    if unreadable:
+        raise DataError(f"{split_dir}: class folder(s) that cannot be read: "
+                        f"{'; '.join(unreadable)} (fix or remove them)")
     if not out:
         raise DataError(f"{split_dir} has no class sub-folders")
     return out

@@ -81,7 +81,8 @@ def load_tiny_imagenet(root: str, size: int = 72, cache_dir: str | None = None,
         files.append(os.path.join("val", "images", fields[0]))
         labels.append(index[fields[1]])
         boxes.append(_box(fields[2:6]))
-    missing = [f for f in files if not os.path.isfile(os.path.join(root, f))]
+    # absent, not merely unreadable (a broken link is named and skipped as unreadable)
+    missing = [f for f in files if not os.path.lexists(os.path.join(root, f))]
     if missing:
         raise DataError(f"Tiny ImageNet: {len(missing)} file(s) named in val_annotations.txt "
                         f"do not exist: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
