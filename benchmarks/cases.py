@@ -1,7 +1,10 @@
 """Each primitive on the shapes it meets in the paper's zf net, for every registered impl.
 
 The geometries are read from the built net (so they follow zfraw/nets/archs.py): im2col and
-col2im of conv1..conv3, max pooling of pool1/pool2/pool5, LRN of norm1/norm2, ReLU of relu1
+col2im of conv1..conv3, max pooling of pool1/pool2/pool5, average pooling on the same three
+geometries (zf has none; an AveragePool in their place is the usual variant) and the global
+average over pool5's input ("gap5": what an AdaptiveAvgPool2d(1) head reads), LRN of
+norm1/norm2, ReLU of relu1
 (the largest), dropout on fc6's output, the six Winograd transforms of conv3 (the first 3x3
 stride-1 layer), the momentum update of fc6.W (the largest parameter) and the loss on (N, 1000).
 Throughput is the bytes the primitive must move at least (its array inputs read once and its
@@ -62,6 +65,7 @@ def primitive_cases(batch: int, rng, ops=None) -> list[dict]:
         cases.append({"case": case, "op": op, "args": args, "bytes": moved})
 
     winograd_done = dropout_done = False
+    last_pool = [layer.name for layer in net.layers if isinstance(layer, MaxPool2d)][-1]
     for layer, in_shape in zip(net.layers, net.shapes):
         shape = (batch,) + tuple(in_shape)
         if (isinstance(layer, Conv2d) and layer.name in ("conv1", "conv2", "conv3")
@@ -76,14 +80,26 @@ def primitive_cases(batch: int, rng, ops=None) -> list[dict]:
             winograd_done = True
             if want(*WINOGRAD_OPS):
                 _winograd(add, ref, layer, shape, rng)
-        elif isinstance(layer, MaxPool2d) and want("maxpool_fwd", "maxpool_bwd"):
-            x = rng.standard_normal(shape, dtype=f32)
-            geo = (layer.k, layer.stride, layer.pad)
-            add(layer.name, "maxpool_fwd", (x,) + geo)
-            if want("maxpool_bwd"):
-                y, switches = ref("maxpool_fwd", x, *geo)
-                add(layer.name, "maxpool_bwd", (rng.standard_normal(y.shape, dtype=f32),
-                                                switches, shape) + geo)
+        elif isinstance(layer, MaxPool2d):
+            if want("maxpool_fwd", "maxpool_bwd"):
+                x = rng.standard_normal(shape, dtype=f32)
+                geo = (layer.k, layer.stride, layer.pad)
+                add(layer.name, "maxpool_fwd", (x,) + geo)
+                if want("maxpool_bwd"):
+                    y, switches = ref("maxpool_fwd", x, *geo)
+                    add(layer.name, "maxpool_bwd", (rng.standard_normal(y.shape, dtype=f32),
+                                                    switches, shape) + geo)
+            if want("avgpool_fwd", "avgpool_bwd"):
+                geos = [(layer.name, (layer.k, layer.k, layer.stride, layer.pad))]
+                if layer.name == last_pool:
+                    geos.append(("gap5", (shape[2], shape[3], 1, 0)))
+                for case, geo in geos:
+                    x = rng.standard_normal(shape, dtype=f32)
+                    add(case, "avgpool_fwd", (x,) + geo)
+                    if want("avgpool_bwd"):
+                        y = ref("avgpool_fwd", x, *geo)
+                        add(case, "avgpool_bwd", (rng.standard_normal(y.shape, dtype=f32),
+                                                  shape) + geo)
         elif isinstance(layer, LocalResponseNorm) and want("lrn_fwd", "lrn_bwd"):
             x = rng.standard_normal(shape, dtype=f32)
             hyper = (layer.size, layer.alpha, layer.beta)

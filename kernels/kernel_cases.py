@@ -8,7 +8,9 @@ table: benchmarks/cases.py.)
 Edge cases each table holds: 1x1 maps, stride larger than the kernel, odd sizes, padding
 (symmetric, asymmetric (top, left, bottom, right), larger than the map), non-contiguous inputs;
 max pooling also tie-heavy integer inputs and windows whose real values are all -inf, where the
-switches must be identical and never point into the padding.
+switches must be identical and never point into the padding; average pooling both divisors
+(padding counted or not), ceil_mode windows that run past the padded input, and global windows
+over non-square maps.
 
 :func:`cases` turns a primitive's table into :class:`Case` objects (one per row, dtype and value
 pattern), each making fresh inputs from a fixed seed; :func:`call` runs one version on a device
@@ -89,6 +91,26 @@ POOLS_ASYM_CEIL = [
     ((2, 2, 5, 5), 2, 2, (1, 1, 0, 0), True, False),  # the last window runs past the input
     ((1, 2, 4, 5), 3, 3, (2, 0, 1, 2), True, False),  # stride = window, heavy padding
     ((1, 1, 1, 2), 3, 2, (2, 1, 0, 0), True, False),  # window larger than the map
+]
+
+
+# average pooling: (N, C, H, W), kh, kw, stride, pad (int or (top, left, bottom, right)),
+# ceil_mode, count_include_pad, non-contiguous input
+AVGPOOLS = [
+    ((2, 3, 7, 7), 3, 3, 2, 0, False, False, False),       # ZFNet's 3x3/2 geometry, odd size
+    ((2, 3, 8, 9), 3, 3, 2, 1, False, False, False),       # padding left out of the divisor
+    ((2, 3, 8, 9), 3, 3, 2, 1, False, True, False),        # padding counted (PyTorch's default)
+    ((1, 1, 1, 1), 1, 1, 1, 0, False, False, False),       # 1x1 map
+    ((1, 2, 5, 5), 2, 2, 3, 1, False, True, False),        # stride larger than the window
+    ((2, 2, 6, 7), 3, 3, 1, 2, False, False, True),        # overlapping, wide padding, strided
+    ((1, 2, 4, 5), 3, 3, 2, 2, False, True, False),        # corner windows with one real tap
+    ((1, 1, 1, 2), 3, 3, 2, 1, False, False, False),       # window larger than the map
+    ((2, 3, 8, 6), 3, 3, 2, 0, True, True, False),         # ceil: last windows past the input
+    ((1, 3, 7, 7), 3, 3, 2, 1, True, True, False),         # ceil: divisor stops at the padding
+    ((1, 3, 6, 7), 3, 3, 2, (1, 0, 0, 1), True, False, False),  # asymmetric and ceil
+    ((2, 2, 6, 7), 3, 3, 2, (0, 1, 1, 0), False, True, True),   # asymmetric, counted, strided
+    ((2, 4, 5, 7), 5, 7, 1, 0, False, False, False),       # global: the whole non-square map
+    ((2, 3, 13, 13), 13, 13, 1, 0, False, False, True),    # global over pool5-like maps
 ]
 
 
@@ -238,6 +260,24 @@ def _maxpool_bwd():
     return out
 
 
+def _avgpool(op):
+    out = []
+    for shape, kh, kw, s, p, ceil, cip, nc in AVGPOOLS:
+        geo = (kh, kw, s, p, ceil, cip)
+        for dt in DTYPES:
+            name = (f"{_dt(dt)}-{_shape(shape)}-k{kh}x{kw}-s{s}-{_pad(p)}{'-ceil' if ceil else ''}"
+                    f"{'-count_pad' if cip else ''}{_nc(nc)}")
+            if op == "avgpool_fwd":
+                def make(shape=shape, geo=geo, nc=nc, dt=dt):
+                    return (rand(_rng(13), shape, dt, nc),) + geo
+            else:
+                def make(shape=shape, geo=geo, nc=nc, dt=dt):
+                    y = _reference("avgpool_fwd")(np.zeros(shape, dt), *geo)
+                    return (rand(_rng(14), y.shape, dt, nc), shape) + geo
+            out.append(Case(op, name, dt, make))
+    return out
+
+
 def _lrn(op):
     out = []
     for shape, size, alpha, beta, nc in LRNS:
@@ -361,6 +401,7 @@ def _winograd(op):
 _BUILDERS = {
     "im2col": lambda: _windows("im2col"), "col2im": lambda: _windows("col2im"),
     "maxpool_fwd": _maxpool_fwd, "maxpool_bwd": _maxpool_bwd,
+    "avgpool_fwd": lambda: _avgpool("avgpool_fwd"), "avgpool_bwd": lambda: _avgpool("avgpool_bwd"),
     "lrn_fwd": lambda: _lrn("lrn_fwd"), "lrn_bwd": lambda: _lrn("lrn_bwd"),
     "relu_fwd": lambda: _relu("relu_fwd"), "relu_bwd": lambda: _relu("relu_bwd"),
     "dropout_fwd": _dropout, "sgd_update": _sgd,

@@ -37,6 +37,36 @@ def naive_maxpool(x, k, s, pads, ceil_mode=False):
     return y, sw
 
 
+def naive_avgpool(x, kh, kw, s, pads, ceil_mode=False, count_include_pad=False):
+    """Average pooling by ONNX's definition, window by window: the output size as max
+    pooling's; the sum of the window's taps inside the input over the divisor: those taps, or
+    with ``count_include_pad`` the taps inside the padded input (rows < H + bottom, columns
+    < W + right; a ceil_mode window's overhang past that is not counted)."""
+    t, l, b, r = pads4(pads)
+    N, C, H, W = x.shape
+
+    def out(size, k, begin, end):
+        span = size + begin + end - k
+        o = (-(-span // s) if ceil_mode else span // s) + 1
+        return o - 1 if ceil_mode and (o - 1) * s >= size + begin else o
+
+    OH, OW = out(H, kh, t, b), out(W, kw, l, r)
+    y = np.zeros((N, C, OH, OW), x.dtype)
+    for n, c, oh, ow in np.ndindex(N, C, OH, OW):
+        total, real, padded = 0.0, 0, 0
+        for i in range(kh):
+            for j in range(kw):
+                h, w = oh * s - t + i, ow * s - l + j
+                if 0 <= h < H and 0 <= w < W:
+                    total += x[n, c, h, w]
+                    real += 1
+                if h < H + b and w < W + r:
+                    padded += 1
+        assert real > 0, "a window without a real tap"
+        y[n, c, oh, ow] = total / (padded if count_include_pad else real)
+    return y
+
+
 def assert_switches_in_image(sw, x_shape, k, s, p):
     """Every switch (i, j) = divmod(switch, k) of output (oh, ow) is a real input pixel."""
     H, W = x_shape[2:]

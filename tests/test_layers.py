@@ -4,10 +4,11 @@ import pytest
 
 import zfraw.layers.conv as conv_module
 from zfraw import backend, ops
-from zfraw.layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from zfraw.layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear,
+                          LocalResponseNorm, MaxPool2d, ReLU)
 from zfraw.ops import registry
 
-from definitions import check_layer_grads, conv64
+from definitions import check_layer_grads, conv64, naive_avgpool
 from gradcheck import assert_close, numeric_grad, tie_free
 
 
@@ -83,6 +84,86 @@ def test_maxpool_deconv_unpools_through_the_switches(impl, k, s, p):
         h, w = oh * s - p + i, ow * s - p + j
         assert 0 <= h < x.shape[2] and 0 <= w < x.shape[3] and x[n, c, h, w] == y[n, c, oh, ow]
     assert_close(got, unpool_by_hand(r, switches, x.shape, k, s, p), atol=1e-12)
+
+
+AVG_GEOMETRIES = [  # k, stride, pad, ceil_mode, count_include_pad
+    (3, 2, 1, False, False), (3, 2, 1, False, True), (2, 2, 0, False, False),
+    (3, 1, 2, False, True), (3, 2, 0, True, True), (3, 2, 1, True, True),
+    (3, 2, (1, 0, 0, 1), True, False), (3, 3, (0, 1, 2, 0), False, True)]
+
+
+def _on(impl, fn, *arrays):
+    """fn(*arrays) under ``impl``, the arrays moved to its device and the result brought back."""
+    device = registry.impl_device(impl) or "cpu"
+    with ops.use_impl(impl):
+        return backend.to_host(fn(*(backend.to_device(a, device) for a in arrays)))
+
+
+@pytest.mark.parametrize("impl", registry.available_impls())
+@pytest.mark.parametrize("k,s,p,ceil,count_pad", AVG_GEOMETRIES)
+def test_avgpool_forward_is_the_onnx_definition_and_backward_its_gradient(impl, k, s, p, ceil,
+                                                                          count_pad):
+    """On every impl present: forward equals the window-by-window definition (both divisors,
+    ceil mode, asymmetric pads), backward equals float64 central differences."""
+    layer = AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=count_pad)
+    x = tie_free((2, 3, 9, 8), seed=k * s + ceil + 2 * count_pad)
+    y = _on(impl, layer.forward, x)
+    assert_close(y, naive_avgpool(x, k, k, s, p, ceil, count_pad), atol=1e-12, rtol=1e-12)
+    with ops.use_impl(impl):
+        if registry.impl_device(impl) in (None, "cpu"):  # host float64 arrays
+            check_layer_grads(layer, x)
+
+
+@pytest.mark.parametrize("impl", registry.available_impls())
+@pytest.mark.parametrize("k,s,p,ceil,count_pad", AVG_GEOMETRIES)
+def test_avgpool_deconv_spreads_each_value_evenly_over_its_window(impl, k, s, p, ceil,
+                                                                   count_pad):
+    """deconv is the transpose of the average, written out: each r[oh, ow] / divisor added to
+    every input pixel of its window; and <A x, r> = <x, A^T r>."""
+    layer = AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=count_pad)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 9, 8))
+    y = _on(impl, layer.forward, x)
+    r = rng.standard_normal(y.shape)
+    got = _on(impl, layer.deconv, r)
+    H, W = x.shape[2:]
+    t, left, bottom, right = layer.pads
+    want = np.zeros_like(x)
+    for n, c, oh, ow in np.ndindex(*r.shape):
+        h0, w0 = oh * s - t, ow * s - left
+        if count_pad:  # taps inside the padded input
+            div = (min(h0 + k, H + bottom) - h0) * (min(w0 + k, W + right) - w0)
+        else:          # taps inside the input
+            div = (min(h0 + k, H) - max(h0, 0)) * (min(w0 + k, W) - max(w0, 0))
+        want[n, c, max(h0, 0):h0 + k, max(w0, 0):w0 + k] += r[n, c, oh, ow] / div
+    assert_close(got, want, atol=1e-12)
+    assert abs(np.vdot(y, r) - np.vdot(x, got)) < 1e-10 * np.abs(y).sum() * np.abs(r).max()
+
+
+@pytest.mark.parametrize("impl", registry.available_impls())
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 2, 1, 1), (2, 4, 6, 6)])
+def test_global_avgpool_is_the_mean_of_each_map(impl, shape):
+    layer = GlobalAvgPool2d()
+    x = tie_free(shape, seed=shape[2])
+    assert layer.output_shape(shape[1:]) == (shape[1], 1, 1)
+    assert_close(_on(impl, layer.forward, x), x.mean(axis=(2, 3), keepdims=True), atol=1e-12)
+    r = np.random.default_rng(1).standard_normal((shape[0], shape[1], 1, 1))
+    h, w = shape[2:]
+    assert_close(_on(impl, layer.deconv, r), np.broadcast_to(r / (h * w), shape), atol=1e-12)
+    with ops.use_impl(impl):
+        if registry.impl_device(impl) in (None, "cpu"):
+            check_layer_grads(layer, x)
+
+
+def test_avgpool_layers_refuse_bad_geometry_by_name():
+    layer = AvgPool2d(3, 2, 3)
+    layer.name = "pool9"
+    with pytest.raises(ValueError, match=r"pool9.*smaller than the window"):
+        layer.output_shape((2, 8, 8))
+    gap = GlobalAvgPool2d()
+    gap.name = "gap"
+    with pytest.raises(ValueError, match=r"gap.*4-d"):
+        gap.forward(np.zeros((3, 4, 4), np.float32))
 
 
 @pytest.mark.parametrize("size", [3, 5])
@@ -161,10 +242,11 @@ def _every_kind_of_layer():
     maps = tie_free((2, 3, 6, 5), seed=4)
     return [(conv64(3, 4, 3, 1, 1), maps), (ReLU(), maps), (MaxPool2d(3, 2, 1), maps),
             (LocalResponseNorm(size=3, alpha=0.4), maps), (Dropout(0.5, seed=1), maps),
-            (Flatten(), maps), (lin, rng.standard_normal((3, 12)))]
+            (Flatten(), maps), (lin, rng.standard_normal((3, 12))),
+            (AvgPool2d(3, 2, 1, count_include_pad=True), maps), (GlobalAvgPool2d(), maps)]
 
 
-@pytest.mark.parametrize("index", range(7))
+@pytest.mark.parametrize("index", range(9))
 def test_every_layer_takes_need_dx_and_then_fills_only_its_grads(index, conv_products):
     """The base Layer's contract: backward(dy, need_dx=False) returns None and fills the same
     grads as backward(dy)."""

@@ -198,3 +198,45 @@ def test_bad_geometry_is_reported():
         ops.maxpool_fwd(np.zeros((2, 2, 2)), 2, 2, 0)
     with pytest.raises(ValueError, match="padding"):
         ops.maxpool_fwd(np.zeros((1, 1, 4, 4)), 2, 2, 2)
+
+
+def test_avgpool_divisors_hand_cases():
+    """Ones in, so each output is (taps in the input) / divisor. 8x8, 3x3/2, pad 1, ceil mode:
+    five windows per axis, the last one starting on the last row (7) and running past the
+    bottom padding (row 8) to row 9. Counting the padding, the divisor stops at the padded
+    input: the first window counts 3 rows (pad, 0, 1) and holds 2, the last counts 2 (7, pad)
+    and holds 1. (onnxruntime and PyTorch give these numbers.)"""
+    x = np.ones((1, 1, 8, 8))
+    counted = ops.avgpool_fwd(x, 3, 3, 2, 1, True, True)[0, 0]
+    edge = np.array([2 / 3, 1, 1, 1, 1 / 2])
+    assert_close(counted, edge[:, None] * edge[None, :], atol=1e-15)
+    assert_close(ops.avgpool_fwd(x, 3, 3, 2, 1, True, False), np.ones((1, 1, 5, 5)), atol=1e-15)
+    # Without ceil mode the divisor counting the padding is always k*k: 4/9 in the corners.
+    assert ops.avgpool_fwd(x, 3, 3, 2, 1, False, True)[0, 0, 0, 0] == pytest.approx(4 / 9)
+    # Asymmetric: padding only at the bottom and right, counted.
+    one_sided = ops.avgpool_fwd(x, 3, 3, 2, (0, 0, 1, 1), False, True)[0, 0]
+    edge = np.array([1, 1, 1, 2 / 3])
+    assert_close(one_sided, edge[:, None] * edge[None, :], atol=1e-15)
+
+
+@pytest.mark.parametrize("kh,kw,s,p,ceil,count_pad", [
+    (3, 3, 2, 1, False, False), (3, 3, 2, 1, True, True), (2, 3, 1, (1, 0, 0, 2), False, True),
+    (5, 7, 1, 0, False, False), (3, 3, 3, (0, 2, 1, 0), True, False)])
+def test_avgpool_matches_definition_and_its_backward_the_gradient(kh, kw, s, p, ceil, count_pad):
+    from definitions import naive_avgpool
+
+    x = tie_free((2, 2, 5, 7), seed=kh + kw)
+    y = ops.avgpool_fwd(x, kh, kw, s, p, ceil, count_pad)
+    assert_close(y, naive_avgpool(x, kh, kw, s, p, ceil, count_pad), atol=1e-14)
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    dx = ops.avgpool_bwd(dy, x.shape, kh, kw, s, p, ceil, count_pad)
+    grad = numeric_grad(lambda: float(np.vdot(ops.avgpool_fwd(x, kh, kw, s, p, ceil, count_pad),
+                                              dy)), x)
+    assert_close(dx, grad, atol=1e-8)
+
+
+def test_avgpool_bad_geometry_is_reported():
+    with pytest.raises(ValueError, match="avgpool: padding .* smaller than the window 3x3"):
+        ops.avgpool_fwd(np.zeros((1, 1, 4, 4)), 3, 3, 1, (0, 0, 3, 0))
+    with pytest.raises(ValueError, match="avgpool_bwd: dy"):
+        ops.avgpool_bwd(np.zeros((1, 1, 2, 2)), (1, 1, 4, 4), 3, 3, 2, 0)

@@ -6,7 +6,7 @@ any copy back to the host. Importing this package registers the launchers with
 zfraw.ops.registry; CuPy compiles each .cu on its first use. Matrix products are not here: the
 layers call cupy.matmul (cuBLAS), in full float32 unless :func:`set_tf32` allows TF32.
 """
-from . import conv, elementwise, loss, lrn, pool  # noqa: F401 - registers the launchers
+from . import avgpool, conv, elementwise, loss, lrn, pool  # noqa: F401 - registers the launchers
 from .precision import set_tf32, tf32_enabled
 
 __all__ = ["set_tf32", "tf32_enabled"]

@@ -20,4 +20,4 @@ import numba
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-from . import conv, elementwise, loss, lrn, pool, winograd  # noqa: F401,E402 - registers the kernels
+from . import avgpool, conv, elementwise, loss, lrn, pool, winograd  # noqa: F401,E402 - registers

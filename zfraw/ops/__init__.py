@@ -10,6 +10,7 @@ and their kernels kernels/cuda/<f>.cu:
 
     conv         im2col, col2im
     pool         maxpool_fwd, maxpool_bwd (unpool below)
+    avgpool      avgpool_fwd, avgpool_bwd (also the deconvnet's rule for average pooling)
     lrn          lrn_fwd, lrn_bwd
     elementwise  relu_fwd, relu_bwd (rectify below), dropout_fwd (no Numba kernel), sgd_update
     loss         softmax_xent, softmax_xent_bwd
@@ -20,7 +21,8 @@ NAME`` checks and times every version of one primitive.
 """
 from __future__ import annotations
 
-from . import conv, elementwise, loss, lrn, pool, winograd  # noqa: F401 - registers the references
+# Importing the reference modules registers them.
+from . import avgpool, conv, elementwise, loss, lrn, pool, winograd  # noqa: F401
 from .conv import check_window, conv_out_size, pads4
 from .registry import (available, available_impls, default_impl, get_impl, implementations,
                        lookup, ops, register, set_impl, use_impl)
@@ -49,6 +51,23 @@ def maxpool_bwd(dy, switches, x_shape, k: int, stride: int, pad, ceil_mode: bool
     """Route each dy to its window's switch, overlaps summed -> dx of x_shape
     (pool.maxpool_bwd)."""
     return lookup("maxpool_bwd", dy)(dy, switches, x_shape, k, stride, pad, ceil_mode)
+
+
+# --- average pooling (reference: avgpool.py) ---------------------------------------------------
+
+def avgpool_fwd(x, kh: int, kw: int, stride: int, pad, ceil_mode: bool = False,
+                count_include_pad: bool = False):
+    """x (N, C, H, W) -> y (N, C, OH, OW), each window's mean with ONNX's divisor
+    (avgpool.avgpool_fwd)."""
+    return lookup("avgpool_fwd", x)(x, kh, kw, stride, pad, ceil_mode, count_include_pad)
+
+
+def avgpool_bwd(dy, x_shape, kh: int, kw: int, stride: int, pad, ceil_mode: bool = False,
+                count_include_pad: bool = False):
+    """Spread each dy / its divisor evenly over its window's input pixels, overlaps summed
+    -> dx of x_shape; also the deconvnet's rule (avgpool.avgpool_bwd)."""
+    return lookup("avgpool_bwd", dy)(dy, x_shape, kh, kw, stride, pad, ceil_mode,
+                                     count_include_pad)
 
 
 # --- local response normalization across channels (reference: lrn.py) ---------------------------
@@ -148,7 +167,8 @@ def rectify(r):
     return relu_fwd(r)
 
 
-__all__ = ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "unpool", "lrn_fwd", "lrn_bwd",
+__all__ = ["im2col", "col2im", "maxpool_fwd", "maxpool_bwd", "unpool", "avgpool_fwd",
+           "avgpool_bwd", "lrn_fwd", "lrn_bwd",
            "relu_fwd", "relu_bwd", "rectify", "dropout_fwd", "sgd_update", "softmax_xent",
            "softmax_xent_bwd", "winograd_filter", "winograd_filter_adjoint", "winograd_input",
            "winograd_input_adjoint", "winograd_output", "winograd_output_adjoint",
