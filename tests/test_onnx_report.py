@@ -175,15 +175,15 @@ def test_model_report_with_recorded_spec_and_matching_labels(models, tmp_path):
 
 
 def refused_graph(path):
-    """A one-node graph with an op the importer refuses (AveragePool)."""
+    """A one-node graph with an op the importer refuses (Sigmoid)."""
     from onnx import TensorProto, helper
 
-    node = helper.make_node("AveragePool", ["x"], ["y"], name="avg", kernel_shape=[2, 2])
+    node = helper.make_node("Sigmoid", ["x"], ["y"], name="sig")
     graph = helper.make_graph([node], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                              [1, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT,
-                                                             [1, 3, 4, 4])])
+                                                             [1, 3, 8, 8])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     return path
 
@@ -201,8 +201,8 @@ def test_model_user_errors_are_one_line_and_exit_2(models, tmp_path, capsys):
                          ["none.onnx", "no such file"]),
         "not onnx": (["--model", str(not_onnx), "--data", "synthetic", "--preprocess", "none"],
                      ["notes.onnx"]),
-        "refused graph": (["--model", str(refused_graph(tmp_path / "avg.onnx")), "--data",
-                           "synthetic", "--preprocess", "none"], ["AveragePool", "avg"]),
+        "refused graph": (["--model", str(refused_graph(tmp_path / "sig.onnx")), "--data",
+                           "synthetic", "--preprocess", "none"], ["Sigmoid", "sig"]),
         "bad preset": (plain + ["--preprocess", "tf"], ["--preprocess 'tf'", "caffe"]),
         "no preset": (plain, ["does not record", "--preprocess"]),
         "labels count": (plain + ["--preprocess", "none", "--labels", str(three)],

@@ -1,10 +1,16 @@
-"""ONNX import and export of classification nets: ``load_onnx(path) -> Net``, ``save_onnx``.
+"""ONNX import and export of classification nets and of headless ones (a trunk that ends in
+feature maps or features): ``load_onnx(path) -> Net``, ``save_onnx``.
 
 The graph is read with the ``onnx`` package (``pip install zfraw[onnx]``), never by hand. What
-imports is a single chain, input -> logits (a Softmax at the very end is recorded, not run), of:
+imports is a single chain from the image input (a Softmax at the very end is recorded, not run),
+of:
 
     Conv (group, pads, strides, auto_pad; square kernels, dilation 1)    -> Conv2d
     MaxPool (pads, strides, ceil_mode, auto_pad; square kernel)         -> MaxPool2d
+    AveragePool (pads, strides, ceil_mode, count_include_pad, auto_pad;
+                 square kernel)                                         -> AvgPool2d
+    GlobalAveragePool, ReduceMean over axes (2, 3)                      -> GlobalAvgPool2d
+                                                          (+ Flatten where keepdims=0)
     LRN                                                                 -> LocalResponseNorm
     Relu                                                                -> ReLU
     Flatten (axis 1), Reshape to (N, -1)                                -> Flatten
@@ -16,6 +22,12 @@ op, an attribute zfraw cannot honour, a dynamic spatial size, a branch) raises
 :class:`OnnxImportError`, naming the node, its op and the attribute: a graph either imports
 exactly or not at all. As a second guard, every layer's output shape is compared with ONNX's
 own shape inference where that knows it.
+
+A chain is a classifier when it ends in a fully connected layer (Gemm, MatMul) or a Softmax
+over a vector: then ``net.num_classes`` is the vector's length. Anything else is headless (a
+convolutional trunk exported alone, a single Conv or MaxPool node, features from a global
+average): ``net.num_classes`` is None, forward returns the last layer's output, and the analyses
+that need class scores leave themselves out (the report says so).
 
 The returned Net carries ``net.softmax_output`` (whether the graph ended in a Softmax; forward
 still returns logits) and ``net.onnx_info``: the input and output names, opset, producer,
@@ -32,12 +44,14 @@ import re
 
 import numpy as np
 
-from ..layers import Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, ReLU
+from ..layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Linear,
+                      LocalResponseNorm, MaxPool2d, ReLU)
 from ..ops.conv import pad_spec
 from .net import Net
 
-SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "LRN", "Gemm", "MatMul", "Add", "Flatten",
-                 "Reshape", "Dropout", "Identity", "Softmax", "Constant")
+SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean",
+                 "LRN", "Gemm", "MatMul", "Add", "Flatten", "Reshape", "Dropout", "Identity",
+                 "Softmax", "Constant")
 
 # Every attribute each op may carry (legacy ones included); any other is refused by name.
 _ATTRS = {
@@ -45,6 +59,10 @@ _ATTRS = {
     "Relu": {"consumed_inputs"},
     "MaxPool": {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order",
                 "strides"},
+    "AveragePool": {"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                    "pads", "strides"},
+    "GlobalAveragePool": set(),
+    "ReduceMean": {"axes", "keepdims", "noop_with_empty_axes"},
     "LRN": {"alpha", "beta", "bias", "size"},
     "Gemm": {"alpha", "beta", "transA", "transB", "broadcast"},
     "MatMul": set(),
@@ -57,7 +75,7 @@ _ATTRS = {
 }
 
 _FALLBACK = {"conv": "conv", "relu": "relu", "pool": "pool", "lrn": "norm", "fc": "fc",
-             "flatten": "flatten"}
+             "flatten": "flatten", "avgpool": "avgpool", "gap": "gap"}
 
 
 class OnnxImportError(ValueError):
@@ -235,12 +253,14 @@ class _Importer:
         if graph.output[0].name != cur:
             raise self.fail(None, f"the graph output {graph.output[0].name!r} is not the end of "
                                   f"the chain ({cur!r})")
-        if len(shape) != 1 or not self.layers:
-            raise self.fail(None, f"the chain ends in per-example shape {shape}, not (classes,):"
-                                  " not a classification graph")
+        if not self.layers:
+            raise self.fail(None, "the chain has no layer that computes anything (only "
+                                  "Identity, Dropout or Softmax nodes)")
+        classifier = self._classifier(shape)
         input_shape = tuple(self.input_shape)
         name = graph.name or os.path.splitext(os.path.basename(str(self.where)))[0]
-        net = Net(self.layers, input_shape, int(shape[0]), arch=f"onnx:{name}")
+        net = Net(self.layers, input_shape, int(shape[0]) if classifier else None,
+                  arch=f"onnx:{name}")
         net.eval()
         net.softmax_output = self.softmax
         net.onnx_info = {
@@ -251,9 +271,17 @@ class _Importer:
             "metadata": {p.key: p.value for p in self.model.metadata_props},
             "softmax_output": self.softmax, "nodes": dict(self.sources),
             "implicit_flatten": list(self.implicit_flatten),
+            "classifier": classifier, "output_shape": tuple(int(d) for d in shape),
         }
         net.input_spec = self._input_spec(net.onnx_info["metadata"])
         return net
+
+    def _classifier(self, shape) -> bool:
+        """Whether the chain ends in class scores: a vector from a fully connected layer, or
+        any vector the graph puts through its closing Softmax. Otherwise the graph is headless
+        (feature maps, or features such as a global average's or a hidden fc's ReLU): it
+        imports all the same, with no classes."""
+        return len(shape) == 1 and (self.softmax or isinstance(self.layers[-1], Linear))
 
     def _input_spec(self, metadata):
         """The InputSpec recorded by save_onnx in metadata_props, or None."""
@@ -347,6 +375,12 @@ class _Importer:
             return self._conv(node, a, shape)
         if op == "MaxPool":
             return self._maxpool(node, a, shape)
+        if op == "AveragePool":
+            return self._avgpool(node, a, shape)
+        if op == "GlobalAveragePool":
+            return self._add(node, GlobalAvgPool2d(), self._need_maps(node, shape))
+        if op == "ReduceMean":
+            return self._reduce_mean(node, a, shape)
         if op == "LRN":
             if "size" not in a:
                 raise self.fail(node, "attribute size is required")
@@ -490,6 +524,44 @@ class _Importer:
             self._ceil_mode_shapes(node, shape, kh, sh, pads)
         return self._add(node, layer, shape)
 
+    def _avgpool(self, node, a, shape):
+        """AveragePool as AvgPool2d: ONNX's pads, strides, ceil_mode and count_include_pad (the
+        divisor counts the padding or not) are the layer's own."""
+        self._need_maps(node, shape)
+        if "kernel_shape" not in a:
+            raise self.fail(node, "attribute kernel_shape is required")
+        kh, kw = self._spatial(node, a, "kernel_shape", None)
+        sh = self._square_window(node, a, kh, kw, "windows")
+        pads, auto = self._pads(node, a, shape, kh, sh)
+        ceil = bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
+        layer = AvgPool2d(kh, sh, self._zfraw_pad(node, pads, "AvgPool2d"), ceil_mode=ceil,
+                          count_include_pad=bool(a.get("count_include_pad", 0)))
+        if ceil:
+            self._ceil_mode_shapes(node, shape, kh, sh, pads)
+        return self._add(node, layer, shape)
+
+    def _reduce_mean(self, node, a, shape):
+        """ReduceMean over the two spatial axes (``x.mean((2, 3))``, some exporters' global
+        average pooling) as GlobalAvgPool2d, followed by a Flatten where keepdims=0. The axes
+        come from the attribute (opsets < 18) or the second input (18 and up)."""
+        self._need_maps(node, shape)
+        if "axes" in a:
+            axes = [int(v) for v in a["axes"]]
+        elif len(node.input) > 1 and node.input[1]:
+            axes = [int(v) for v in np.asarray(
+                self.const(node, node.input[1], "axes"), np.int64).reshape(-1)]
+        else:
+            axes = []
+        if sorted(ax % 4 for ax in axes) != [2, 3] or len(axes) != 2:
+            what = f"axes={axes}" if axes else "no axes (a mean over every axis)"
+            raise self.fail(node, f"{what}: only a mean over the two spatial axes (2, 3) is "
+                                  "supported (a global average pooling)")
+        keepdims = bool(a.get("keepdims", 1))
+        out = self._add(node, GlobalAvgPool2d(), shape, check=keepdims)
+        if not keepdims:
+            out = self._add(node, Flatten(), out, suffix="_flatten")
+        return out
+
     def _ceil_mode_shapes(self, node, shape, k, stride, pads):
         """ONNX's shape inference rounds ceil mode up without dropping a last window that would
         start in the trailing padding; onnxruntime, PyTorch, Caffe and zfraw drop it. Where the
@@ -599,7 +671,9 @@ class _Importer:
 def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') that passes
     ``onnx.checker`` and runs in onnxruntime: Conv (group, pads), Relu, MaxPool (pads,
-    ceil_mode), LRN, Flatten, Gemm (transB=1); Dropout is left out (inference). A net loaded
+    ceil_mode), AveragePool (pads, ceil_mode, count_include_pad), GlobalAveragePool, LRN,
+    Flatten, Gemm (transB=1); Dropout is left out (inference). A headless net's output is its
+    last layer's, named ``features``. A net loaded
     with ``softmax_output`` gets its Softmax back. ``input_spec`` (default: the net's
     ``input_spec`` attribute, if any) is recorded as JSON in metadata_props
     ``zfraw.input_spec``. Returns the ModelProto."""
@@ -644,6 +718,18 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
             nodes.append(helper.make_node(
                 "MaxPool", [x], [y], name=name, kernel_shape=[k, k],
                 strides=[int(layer.stride)] * 2, pads=list(layer.pads), **extra))
+        elif isinstance(layer, AvgPool2d):
+            k = int(layer.k)
+            extra = {"count_include_pad": int(layer.count_include_pad)}
+            if layer.ceil_mode:
+                if opset < 10:
+                    raise ValueError(f"{name}: ceil_mode needs opset 10 or later, got {opset}")
+                extra["ceil_mode"] = 1
+            nodes.append(helper.make_node(
+                "AveragePool", [x], [y], name=name, kernel_shape=[k, k],
+                strides=[int(layer.stride)] * 2, pads=list(layer.pads), **extra))
+        elif isinstance(layer, GlobalAvgPool2d):
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [y], name=name))
         elif isinstance(layer, LocalResponseNorm):
             nodes.append(helper.make_node(
                 "LRN", [x], [y], name=name, size=int(layer.size), alpha=float(layer.alpha),
@@ -660,7 +746,9 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
         x = y
     if not nodes:
         raise ValueError("save_onnx: the net has no layers to write")
-    out_name = "logits"
+    # A headless net (no classifier: num_classes None) ends in its last layer's output.
+    out_name = "logits" if net.num_classes is not None else "features"
+    out_dims = [net.num_classes] if net.num_classes is not None else list(net.shapes[-1])
     nodes[-1].output[0] = out_name
     if getattr(net, "softmax_output", False):
         nodes.append(helper.make_node("Softmax", [out_name], ["prob"], name="prob", axis=1))
@@ -668,7 +756,7 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     graph = helper.make_graph(
         nodes, str(getattr(net, "arch", "zfraw")).replace("onnx:", "") or "zfraw",
         [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, ["N", *net.input_shape])],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", net.num_classes])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_dims])],
         initializer=inits)
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="zfraw",

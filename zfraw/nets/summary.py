@@ -57,7 +57,9 @@ def format_summary(net) -> str:
     w = max([8] + [len(r["name"]) for r in rows])
     head = (f"{'layer':<{w}} {'kind':<8} {'output':>16} {'params':>12} {'mult-adds':>14}  "
             f"{'receptive field (size/jump/start)'}")
-    lines = [f"{net.arch}: input {net.input_shape}, {net.num_classes} classes", head, "-" * len(head)]
+    out = (f"{net.num_classes} classes" if net.num_classes is not None else
+           f"no classifier (output {'x'.join(map(str, net.shapes[-1]))})")  # a headless import
+    lines = [f"{net.arch}: input {net.input_shape}, {out}", head, "-" * len(head)]
     for r in rows:
         shape = "x".join(map(str, r["out_shape"]))
         lines.append(f"{r['name']:<{w}} {r['kind']:<8} {shape:>16} {r['params']:>12,} "
