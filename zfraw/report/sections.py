@@ -25,6 +25,16 @@ from ..viz.projection import forward_to, project_strongest
 from ..viz.top9 import collect_topk, layer_figure, map_blocks, project_topk
 
 TRUE = "the true class"  # what the label-reading sections measure, unless told otherwise
+# ``truth`` None: the net has no classifier (an imported headless graph), so nothing has a
+# probability; the sections that read one leave that part out and say so (:func:`no_classifier`).
+
+
+def no_classifier(net, what: str) -> str:
+    """The one line a section writes where it leaves out ``what`` (something that needs class
+    scores) for a net without a classifier."""
+    out = "x".join(map(str, net.shapes[-1]))
+    return (f"The model has no classifier (its graph ends in {out} features, not class "
+            f"scores): {what} left out.")
 
 
 def log(msg: str):
@@ -280,8 +290,12 @@ def invariance_strip(source, x, kind, amounts, zoom):
 
 def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, batch_size):
     """Fig. 5: feature distances at ``layers`` and the probability of ``truth`` as ``n_images``
-    images (one per class) are moved, scaled and rotated."""
+    images (one per class) are moved, scaled and rotated; with ``truth`` None (no classifier)
+    the distances only."""
     page.heading("Invariance to vertical translation, scale and rotation (Fig. 5)")
+    scores = truth is not None
+    if not scores:
+        page.text(no_classifier(net, "the probability curves (the paper's last column) are"))
     idx = first_per_class(source, n_images, fill=truth != TRUE)
     x, labels = source.inputs(idx), source.labels[idx]
     crop = source.crop
@@ -289,7 +303,7 @@ def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, 
     amounts = {"translate": np.arange(-(crop // 4), crop // 4 + 1, step),
                "scale": np.round(np.linspace(0.6, 1.8, 13), 2),
                "rotate": np.arange(0, 361, 15)}
-    feats = probs_and_features(net, layers, batch_size)
+    feats = probs_and_features(net, layers, batch_size, probs=scores)
     curves = {k: invariance_curves(feats, x, labels, k, a, layers) for k, a in amounts.items()}
     zoom = tile_zoom(crop, 40)
     strips = {k: invariance_strip(source, x, k, a, zoom) for k, a in amounts.items()}
@@ -303,8 +317,8 @@ def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, 
                f"images undergoing the transform (one per row, coloured as its lines; a few of "
                f"the amounts, labelled on top), 2-{len(layers) + 1}: Euclidean distance between "
                f"the feature vectors of the original and the transformed image at "
-               f"{' and '.join(layers)} (the paper: layers 1 and 7), "
-               f"{len(layers) + 2}: the probability of {truth}.")
+               f"{' and '.join(layers)} (the paper: layers 1 and 7)"
+               + (f", {len(layers) + 2}: the probability of {truth}." if scores else "."))
 
 
 def first_per_class(source, n, fill: bool = False):
@@ -342,12 +356,18 @@ def section_occlusion(page, out, net, source, layer, truth=TRUE, topk=None, *, f
     ``stride`` pixels (crop/8) over the image, the total activation of ``layer``'s strongest map
     and the probability of ``truth``; ``topk``: the top-9 pass's ({layer: TopK}), else a pass
     of its own. Then the drop's share inside the object's box over ``stats`` images
-    (``stats_stride``, default ``stride``; 0: none)."""
+    (``stats_stride``, default ``stride``; 0: none). With ``truth`` None (no classifier): the
+    activation maps and projections only."""
     page.heading("Occlusion sensitivity (Fig. 7)")
     if not present(net, [layer]):
         page.text(f"No layer {layer!r} in this net.")
         return
-    forward = probs_and_map(net, layer, batch_size)
+    scores = truth is not None
+    if not scores:
+        page.text(no_classifier(net, "occlusion's class probabilities, the most probable class "
+                                "(Fig. 7 (d), (e)) and the in-box share of the probability "
+                                "drop are"))
+    forward = probs_and_map(net, layer, batch_size, probs=scores)
     size = size or max(2, source.crop // 4)
     stride = stride or max(1, source.crop // 8)
     has_box = source.boxes is not None
@@ -358,7 +378,7 @@ def section_occlusion(page, out, net, source, layer, truth=TRUE, topk=None, *, f
     for n in range(min(figures, len(source))):
         image = source.inputs([n])[0]
         m = occlusion_sweep(forward, image, int(source.labels[n]), size, stride,
-                            batch_size, occluded=incremental(net, layer, image))
+                            batch_size, occluded=incremental(net, layer, image, scores))
         box = tuple(source.boxes[n]) if has_box and source.boxes[n, 0] >= 0 else None
         img = scale_to_uint8(source.pixels([n])[0], 0, 255)
         proj = occlusion_projections(net, source, layer, n, m.fmap, found, batch_size)
@@ -369,9 +389,10 @@ def section_occlusion(page, out, net, source, layer, truth=TRUE, topk=None, *, f
                    f"unoccluded image (map {m.fmap}) with a grey {size}x{size} square (stride "
                    f"{stride}) centred at each place, (c) that map's strongest activation "
                    f"projected into this image (framed) and its projections in other validation "
-                   f"images (the top-9 pass's), (d) the probability of {truth}, (e) the most "
-                   f"probable class")
-    if has_box and stats:
+                   f"images (the top-9 pass's)"
+                   + (f", (d) the probability of {truth}, (e) the most probable class" if scores
+                      else ""))
+    if has_box and stats and scores:
         page.heading("Share of the drop inside the object's box (zfraw's addition, not in the "
                      "paper)", 3)
         rows, shares, areas = box_share_stats(forward, source, stats, size,
@@ -390,11 +411,17 @@ def section_occlusion(page, out, net, source, layer, truth=TRUE, topk=None, *, f
                     "drop share in box", "centre share in box"], rows[:20])
 
 
-def incremental(net, layer: str, image):
+def incremental(net, layer: str, image, scores: bool = True):
     """The incremental sweep's forward (zfraw/viz/incremental.py: each occluded copy recomputes
     only what its square changes; equal to the full forward) on the CPU; None on the GPU, where
-    the plain sweep's batched full forwards are used."""
-    return IncrementalOcclusion(net, image, layer) if net.device == "cpu" else None
+    the plain sweep's batched full forwards are used. ``scores`` False (a net without a
+    classifier): its probabilities, a softmax of whatever the net ends in, are dropped."""
+    if net.device != "cpu":
+        return None
+    occluded = IncrementalOcclusion(net, image, layer)
+    if scores:
+        return occluded
+    return lambda boxes, fill=0.0: (None, occluded(boxes, fill)[1])
 
 
 def box_share_stats(forward, source, n_images, size, stride, batch_size, net=None, layer=None):

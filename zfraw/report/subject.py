@@ -18,7 +18,7 @@ from ..rundir import RunDir
 from ..viz.datasets import load_model_source, load_part_source, load_source, load_train_source
 from ..viz.source import ImageSource
 from .options import check_args
-from .sections import TRUE, present
+from .sections import TRUE, no_classifier, present
 
 
 @dataclass
@@ -46,7 +46,9 @@ class Subject:
     renorm: str                 # how its first-layer filters were kept in bounds
     load_parts: Callable        # --parts FILE -> ImageSource of the images it names, with parts
     out: Path                   # the default report folder
-    truth: str = TRUE           # what the label-reading sections measure the probability of
+    # What the label-reading sections measure the probability of; None: the net has no
+    # classifier (an imported headless graph), so those parts are left out.
+    truth: str | None = TRUE
     notes: list = field(default_factory=list)  # [(heading, text)] after the input convention
     training: Training | None = None           # None: an imported net
     other: tuple | None = None                 # --compare: another run's (net, name, renorm)
@@ -236,9 +238,15 @@ def model_subject(args) -> Subject:
     """An imported ONNX net (``--model``) on the validation images of ``--data``: its layers
     chosen by type unless given; where the images' classes are not the net's, "the true class"
     is the net's top-1 prediction on the unmodified image. No training, so no training or
-    evolution sections."""
+    evolution sections. A net without a classifier (a headless graph) has no classes and no
+    predictions: truth None, the images keep their dataset's classes."""
     model = Path(args.model)
     net = load_model(model, args.device)
+    headless = net.num_classes is None
+    if headless and args.labels:
+        raise ValueError(f"--labels {args.labels}: {model} has no classifier (its graph ends in "
+                         f"{'x'.join(map(str, net.shapes[-1]))} features), so it has no classes "
+                         "to name; leave --labels out")
     names = read_labels(args.labels, net.num_classes) if args.labels else None
     spec, how = model_input_spec(net, args.preprocess, args.model, args.data)
     chosen = imported_layers(net)
@@ -250,12 +258,18 @@ def model_subject(args) -> Subject:
     check_args(args, net, layers, all_maps_among=layers["top9"])
     crop = net.input_shape[1]
     source, matched = load_model_source(args.data, spec, crop, args.limit, names)
-    class_names = names or [f"class {k}" for k in range(net.num_classes)]
-    if matched:
+    if headless:
+        truth = None
+        labels_note = (no_classifier(net, "the net's predictions are") + " The images keep "
+                       "their dataset's own classes (they pick invariance's example images and "
+                       "group correspondence's); occlusion and invariance each say what they "
+                       "leave out.")
+    elif matched:
         truth = TRUE
         labels_note = ("The images' dataset classes are all among the model's:"
                        " 'the true class' is the image's own.")
     else:
+        class_names = names or [f"class {k}" for k in range(net.num_classes)]
         source = source.relabeled(predict(net, source, args.batch_size), class_names)
         truth = "the class the net predicts on the unmodified image"
         labels_note = ("The images' dataset classes are not the model's"
@@ -288,14 +302,15 @@ def model_subject(args) -> Subject:
         about=f"Model {model.resolve()}: graph {info['graph_name'] or '(unnamed)'}, opset "
               f"{info['opset']}, producer {info['producer'] or '(none)'}; input "
               f"{info['input_name']!r} (N, {', '.join(map(str, net.input_shape))}), "
-              f"{net.num_classes} classes"
+              + (f"{net.num_classes} classes" if not headless else "no classifier (output "
+                 f"(N, {', '.join(map(str, net.shapes[-1]))}))")
               + (" (the graph ends in a Softmax; the report reads its logits)"
                  if net.softmax_output else "")
               + f". {len(source)} validation images of {args.data}.",
         input_note=how, net=net, source=source, layers=layers, label="this net",
         renorm="imported net", load_parts=load_parts, out=model.parent / f"report-{model.stem}",
         truth=truth,
-        notes=[("Classes and labels",
+        notes=[("Classes and labels", labels_note if headless else
                 f"Class names: {'from ' + args.labels if args.labels else 'class k (no --labels)'}"
                 f". {labels_note}"),
                ("Layers", layers_note)])

@@ -35,9 +35,11 @@ def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):
     return features
 
 
-def probs_and_map(net, layer: str, batch_size: int = 64):
-    """forward(x) -> (probs (N, K), activation of ``layer`` (N, C, h, w)), for occlusion_sweep."""
-    features = probs_and_features(net, [layer], batch_size)
+def probs_and_map(net, layer: str, batch_size: int = 64, probs: bool = True):
+    """forward(x) -> (probs (N, K), activation of ``layer`` (N, C, h, w)), for occlusion_sweep;
+    with probs=False (a net without a classifier) probs is None and the pass stops at
+    ``layer``."""
+    features = probs_and_features(net, [layer], batch_size, probs)
 
     def forward(x):
         probs, acts = features(x)

@@ -74,10 +74,10 @@ def invariance_curves(features, images: np.ndarray, labels: np.ndarray, kind: st
                       layers):
     """Distances and true-class probability vs the amount of one transform.
 
-    features(x (n, C, H, W)) -> (probs (n, K), {layer: activation (n, ...)}) host arrays.
-    images: (N, C, H, W) net inputs, labels: (N,). kind: 'translate' (pixels, vertical),
-    'scale' (factor) or 'rotate' (degrees). Returns {'amounts': (A,), 'dist': {layer: (A, N)},
-    'prob': (A, N)}."""
+    features(x (n, C, H, W)) -> (probs (n, K), {layer: activation (n, ...)}) host arrays;
+    probs None for a net without a classifier, and then 'prob' is None. images: (N, C, H, W)
+    net inputs, labels: (N,). kind: 'translate' (pixels, vertical), 'scale' (factor) or
+    'rotate' (degrees). Returns {'amounts': (A,), 'dist': {layer: (A, N)}, 'prob': (A, N)}."""
     if kind not in TRANSFORMS:
         raise ValueError(f"unknown transform {kind!r}; choose one of {', '.join(TRANSFORMS)}")
     labels = np.asarray(labels)
@@ -91,6 +91,8 @@ def invariance_curves(features, images: np.ndarray, labels: np.ndarray, kind: st
         for name in layers:
             dist[name].append(np.linalg.norm(feats[name].reshape(len(images), -1) - ref[name],
                                              axis=1))
-        prob.append(probs[np.arange(len(images)), labels])
+        if probs is not None:
+            prob.append(probs[np.arange(len(images)), labels])
     return {"amounts": np.asarray(amounts, dtype=np.float64),
-            "dist": {name: np.stack(d) for name, d in dist.items()}, "prob": np.stack(prob)}
+            "dist": {name: np.stack(d) for name, d in dist.items()},
+            "prob": np.stack(prob) if prob else None}

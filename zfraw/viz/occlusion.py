@@ -52,9 +52,10 @@ def square_boxes(height: int, width: int, size: int, stride: int):
 
 @dataclass
 class OcclusionMaps:
-    """One sweep. act, prob_true, top_class: (len(ys), len(xs)) maps over the centre grid;
-    ys, xs: centre pixels; fmap: the strongest map's index; base_act, base_prob, base_class:
-    the unoccluded image's values; size: the square's side."""
+    """One sweep. act, prob_true, top_class: (len(ys), len(xs)) maps over the centre grid
+    (prob_true and top_class None for a net without a classifier); ys, xs: centre pixels;
+    fmap: the strongest map's index; base_act, base_prob, base_class: the unoccluded image's
+    values; size: the square's side."""
     act: np.ndarray
     prob_true: np.ndarray
     top_class: np.ndarray
@@ -73,7 +74,9 @@ def occlusion_sweep(forward, image: np.ndarray, label: int, size: int, stride: i
     """Slide a ``size`` square with ``stride`` over image (C, H, W), net input (mean-subtracted).
 
     forward(x (n, C, H, W)) -> (probs (n, K), act (n, Cl, h, w)) host arrays: class
-    probabilities and the chosen layer's activations. fmap: the map to follow; default the
+    probabilities and the chosen layer's activations; probs None for a net without a
+    classifier, and then the maps' prob_true and top_class are None (base_prob nan, base_class
+    -1) and ``label`` is not read. fmap: the map to follow; default the
     one with the largest activation in the unoccluded image. ``occluded(boxes, fill)``, when
     given, returns the same two arrays for the occluded copies without being handed them
     (:class:`zfraw.viz.incremental.IncrementalOcclusion`, which recomputes only what each
@@ -92,14 +95,17 @@ def occlusion_sweep(forward, image: np.ndarray, label: int, size: int, stride: i
     for i in range(0, len(boxes), batch_size):
         probs, a = occluded(boxes[i:i + batch_size], fill)
         act.append(a[:, fmap].reshape(len(a), -1).sum(axis=1))
-        prob.append(probs[:, label])
-        top.append(probs.argmax(axis=1))
+        if probs is not None:
+            prob.append(probs[:, label])
+            top.append(probs.argmax(axis=1))
     shape = (len(ys), len(xs))
+    scores = probs0 is not None
     return OcclusionMaps(act=np.concatenate(act).reshape(shape),
-                         prob_true=np.concatenate(prob).reshape(shape),
-                         top_class=np.concatenate(top).reshape(shape), ys=ys, xs=xs, fmap=fmap,
-                         base_act=float(act0[0, fmap].sum()), base_prob=float(probs0[0, label]),
-                         base_class=int(probs0[0].argmax()), size=size)
+                         prob_true=np.concatenate(prob).reshape(shape) if scores else None,
+                         top_class=np.concatenate(top).reshape(shape) if scores else None,
+                         ys=ys, xs=xs, fmap=fmap, base_act=float(act0[0, fmap].sum()),
+                         base_prob=float(probs0[0, label]) if scores else float("nan"),
+                         base_class=int(probs0[0].argmax()) if scores else -1, size=size)
 
 
 def drop_share_in_box(maps: OcclusionMaps, box):

@@ -76,38 +76,44 @@ def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box
     activation of the strongest map of the layer in the unoccluded image, (c) that map's
     projection in this image (black frame) beside its projections in other images (an (H, W, 3)
     uint8 picture, from :func:`zfraw.viz.top9` crops; left out when None), (d) true-class
-    probability, (e) most probable class, each map over the centre grid of the sweep.
+    probability, (e) most probable class, each map over the centre grid of the sweep; (d) and
+    (e) left out where the sweep has no probabilities (a net without a classifier).
     image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1)."""
     h, w = image.shape[:2]
     ext = (*_cell_edges(maps.xs), *_cell_edges(maps.ys)[::-1])  # left, right, bottom, top
-    classes = np.unique(maps.top_class)
-    widths = [1, 1.25] + ([1.9] if projections is not None else []) + [1.25, 1.6]
+    scores = maps.prob_true is not None
+    widths = [1, 1.25] + ([1.9] if projections is not None else []) + ([1.25, 1.6] if scores
+                                                                         else [])
     fig, axes = plt.subplots(1, len(widths), figsize=(3.1 * sum(widths), 4.3),
                              gridspec_kw={"width_ratios": widths})
     axes = list(axes)
     ax_img, ax_act = axes[0], axes[1]
     ax_proj = axes[2] if projections is not None else None
-    ax_prob, ax_top = axes[-2], axes[-1]
     true = short_name(class_names[label])
     ax_img.imshow(image)
-    ax_img.set_title(f"(a) {true}\np = {maps.base_prob:.2f}", fontsize=14)
-    panels = [(ax_act, maps.act, "viridis", f"(b) total activation,\nmap {maps.fmap}"),
-              (ax_prob, maps.prob_true, "jet", f"(d) p({true})")]
+    ax_img.set_title(f"(a) {true}" + (f"\np = {maps.base_prob:.2f}" if scores else ""),
+                     fontsize=14)
+    panels = [(ax_act, maps.act, "viridis", f"(b) total activation,\nmap {maps.fmap}")]
+    if scores:
+        ax_prob, ax_top = axes[-2], axes[-1]
+        panels.append((ax_prob, maps.prob_true, "jet", f"(d) p({true})"))
     for ax, m, cmap, title in panels:
         ax.imshow(image, alpha=0.35)
         im = ax.imshow(m, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest")
         cb = fig.colorbar(im, ax=ax, fraction=0.046)
         cb.ax.tick_params(labelsize=12)
         ax.set_title(title, fontsize=14)
-    idx = np.searchsorted(classes, maps.top_class)
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20", len(classes))
-    ax_top.imshow(image, alpha=0.35)
-    im = ax_top.imshow(idx, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest",
-                       vmin=-0.5, vmax=len(classes) - 0.5)
-    cb = fig.colorbar(im, ax=ax_top, fraction=0.07, ticks=range(len(classes)))
-    cb.ax.set_yticklabels([short_name(class_names[c], 18) for c in classes], fontsize=15)
-    ax_top.set_title("(e) most probable class", fontsize=14)
-    for ax in (ax_img, ax_act, ax_prob, ax_top):
+    if scores:
+        classes = np.unique(maps.top_class)
+        idx = np.searchsorted(classes, maps.top_class)
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20", len(classes))
+        ax_top.imshow(image, alpha=0.35)
+        im = ax_top.imshow(idx, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest",
+                           vmin=-0.5, vmax=len(classes) - 0.5)
+        cb = fig.colorbar(im, ax=ax_top, fraction=0.07, ticks=range(len(classes)))
+        cb.ax.set_yticklabels([short_name(class_names[c], 18) for c in classes], fontsize=15)
+        ax_top.set_title("(e) most probable class", fontsize=14)
+    for ax in [ax_img] + [ax for ax, *_ in panels] + ([ax_top] if scores else []):
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_xticks([])
@@ -135,10 +141,13 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
     undergoing it (strips[kind]: an (H, W, 3) uint8 picture, one image per row, in the
     lines' colours), then the Euclidean distance between the original's and the transformed
     image's feature vectors at each of ``layers`` (the paper: layers 1 and 7), then the
-    probability of the true class. One coloured line per image, named by ``names``."""
+    probability of the true class (left out where the curves have none: a net without a
+    classifier). One coloured line per image, named by ``names``."""
     kinds = list(curves)
-    ncols = len(layers) + 1 + (strips is not None)
-    widths = ([1.5] if strips is not None else []) + [1] * (len(layers) + 1)
+    rows = list(layers) + (["prob"] if all(c["prob"] is not None for c in curves.values())
+                           else [])
+    ncols = len(rows) + (strips is not None)
+    widths = ([1.5] if strips is not None else []) + [1] * len(rows)
     fig, axes = plt.subplots(len(kinds), ncols, figsize=(3.5 * sum(widths), 3.6 * len(kinds)),
                              squeeze=False, gridspec_kw={"width_ratios": widths})
     for i, kind in enumerate(kinds):
@@ -151,7 +160,7 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
             axes[i, 0].set_title(f"{letter}1: {TRANSFORM_AXES.get(kind, kind).split(' (')[0]}",
                                  fontsize=10)
             col = 1
-        for j, row in enumerate(list(layers) + ["prob"]):
+        for j, row in enumerate(rows):
             ax = axes[i, col + j]
             y = c["prob"] if row == "prob" else c["dist"][row]
             for n in range(y.shape[1]):
@@ -165,8 +174,8 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
             ax.tick_params(labelsize=8)
             if row == "prob":
                 ax.set_ylim(-0.02, 1.02)
-                if i == 0 and names is not None:
-                    ax.legend(fontsize=7, loc="best")
+            if i == 0 and j == len(rows) - 1 and names is not None:
+                ax.legend(fontsize=7, loc="best")
     return _save(fig, path)
 
 
