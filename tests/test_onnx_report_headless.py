@@ -135,3 +135,21 @@ def test_invariance_curves_without_probabilities_keep_the_distances():
     b = invariance_curves(features(False), images, np.array([0, 1]), "rotate", [0, 90], ["act"])
     np.testing.assert_array_equal(a["dist"]["act"], b["dist"]["act"])
     assert a["prob"].shape == (2, 2) and b["prob"] is None
+
+
+@pytest.mark.parametrize("path,layer", [(TRUNK, "7_Relu"), (HEAD, "4_Relu"), (TRUNK, "1_Relu")])
+def test_incremental_occlusion_runs_average_pooling_in_full_and_stays_exact(path, layer):
+    """The report's occlusion sweep on the CPU: from an average-pooling layer on, the occluded
+    copies run in full (it is neither a convolution nor a max pooling), and the activations
+    equal a full forward of the occluded images."""
+    from zfraw.nets.onnx import load_onnx
+    from zfraw.viz.incremental import IncrementalOcclusion
+    from zfraw.viz.occlusion import occlude
+
+    net = load_onnx(path)
+    image = (np.random.default_rng(2).standard_normal(net.input_shape)).astype(np.float32)
+    boxes = [(0, 0, 8, 8), (12, 20, 20, 28), (28, 28, 36, 36)]
+    probs, act = IncrementalOcclusion(net, image, layer)(boxes, 0.0)
+    full, caps = net.forward(occlude(image, boxes), capture=[layer])
+    np.testing.assert_allclose(act, caps[layer], rtol=1e-5, atol=1e-5)
+    assert probs.shape[0] == len(boxes)
