@@ -552,8 +552,10 @@ class _Importer:
                 self.const(node, node.input[1], "axes"), np.int64).reshape(-1)]
         else:
             axes = []
-        if sorted(ax % 4 for ax in axes) != [2, 3] or len(axes) != 2:
-            what = f"axes={axes}" if axes else "no axes (a mean over every axis)"
+        if sorted(ax % 4 for ax in axes) != [2, 3]:
+            noop = int(a.get("noop_with_empty_axes", 0))
+            what = (f"axes={axes}" if axes else "no axes " + (
+                "(noop_with_empty_axes=1: the identity)" if noop else "(a mean over every axis)"))
             raise self.fail(node, f"{what}: only a mean over the two spatial axes (2, 3) is "
                                   "supported (a global average pooling)")
         keepdims = bool(a.get("keepdims", 1))
