@@ -11,7 +11,10 @@ of:
                  square kernel)                                         -> AvgPool2d
     GlobalAveragePool, ReduceMean over axes (2, 3)                      -> GlobalAvgPool2d
                                                           (+ Flatten where keepdims=0)
-    LRN                                                                 -> LocalResponseNorm
+    LRN (size >= 1)                                                     -> LocalResponseNorm
+    PyTorch's LocalResponseNorm subgraph (Mul, Reshape, Pad, AveragePool,
+      ... Pow, Div: both exporters, every opset; onnx_lrn.py), odd sizes -> LocalResponseNorm
+    BatchNormalization (inference) right after a Conv or Gemm/MatMul    -> folded into it
     Relu                                                                -> ReLU
     Flatten (axis 1), Reshape to (N, -1)                                -> Flatten
     Gemm (transB, alpha, beta folded in), MatMul [+ Add bias]           -> Linear
@@ -21,7 +24,9 @@ with weights from initializers or Constant nodes, for opsets 3 and up. Everythin
 op, an attribute zfraw cannot honour, a dynamic spatial size, a branch) raises
 :class:`OnnxImportError`, naming the node, its op and the attribute: a graph either imports
 exactly or not at all. As a second guard, every layer's output shape is compared with ONNX's
-own shape inference where that knows it.
+own shape inference where that knows it. An empty or non-ONNX file, NaN or infinite weights
+(the initializer named) and a graph whose activations for one image would exceed
+``max_image_bytes`` (the layer and the estimate named) are refused the same way.
 
 A chain is a classifier when it ends in a fully connected layer (Gemm, MatMul) or a Softmax
 over a vector: then ``net.num_classes`` is the vector's length. Anything else is headless (a
@@ -48,10 +53,17 @@ from ..layers import (AvgPool2d, Conv2d, Dropout, Flatten, GlobalAvgPool2d, Line
                       LocalResponseNorm, MaxPool2d, ReLU)
 from ..ops.conv import pad_spec
 from .net import Net
+from .onnx_lrn import TORCH_LRN, find_torch_lrns, read_torch_lrn
 
 SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean",
                  "LRN", "Gemm", "MatMul", "Add", "Flatten", "Reshape", "Dropout", "Identity",
-                 "Softmax", "Constant")
+                 "Softmax", "Constant", "BatchNormalization")
+# Beside the ops: PyTorch's LocalResponseNorm subgraph (zfraw/nets/onnx_lrn.py) as one LRN.
+
+# The most a graph's activations may take for one image (forward keeps every layer's output and
+# what its backward and deconv need): a zfnet512 at 224 x 224 needs about 40 MiB, a VGG-16 under
+# 1 GiB; a graph over this limit is refused at import rather than failing later in a forward.
+MAX_IMAGE_BYTES = 2 << 30
 
 # Every attribute each op may carry (legacy ones included); any other is refused by name.
 _ATTRS = {
@@ -72,6 +84,9 @@ _ATTRS = {
     "Dropout": {"ratio", "is_test", "consumed_inputs", "seed"},
     "Identity": set(),
     "Softmax": {"axis"},
+    "BatchNormalization": {"epsilon", "momentum", "spatial", "is_test", "consumed_inputs",
+                           "training_mode"},
+    TORCH_LRN: set(),   # a PyTorch LocalResponseNorm subgraph, replaced by one node (onnx_lrn)
 }
 
 _FALLBACK = {"conv": "conv", "relu": "relu", "pool": "pool", "lrn": "norm", "fc": "fc",
@@ -110,21 +125,39 @@ def features() -> dict:
 
 
 # -- import ---------------------------------------------------------------------------------
-def load_onnx(source) -> Net:
+def load_onnx(source, max_image_bytes: int | None = MAX_IMAGE_BYTES) -> Net:
     """A zfraw Net (eval mode) from an ONNX file (a path) or an ``onnx.ModelProto``.
 
-    Raises :class:`OnnxImportError` for anything it cannot import exactly (module docstring).
+    Raises :class:`OnnxImportError` for anything it cannot import exactly (module docstring),
+    for non-finite weights, and for a graph whose activations for one image would take more
+    than ``max_image_bytes`` (None: no limit).
     """
     onnx = _require_onnx()
     if isinstance(source, onnx.ModelProto):
         model, where = source, source.graph.name or "<model>"
     else:
         where = os.fspath(source)
-        try:
-            model = onnx.load(where)
-        except Exception as e:  # a protobuf decode error, a missing file
-            raise OnnxImportError(f"{where}: cannot read an ONNX model: {e}") from e
-    return _Importer(onnx, model, where).run()
+        model = _read_model(onnx, where)
+    if not model.HasField("graph") and not model.opset_import:
+        raise OnnxImportError(f"{where}: not an ONNX model (it has no graph and no opset)")
+    importer = _Importer(onnx, model, where)
+    importer.max_image_bytes = max_image_bytes
+    return importer.run()
+
+
+def _read_model(onnx, where: str):
+    """The ModelProto in file ``where``; OnnxImportError for a missing, empty or non-ONNX file."""
+    try:
+        size = os.path.getsize(where)
+    except OSError as e:
+        raise OnnxImportError(f"{where}: cannot read an ONNX model: {e}") from e
+    if size == 0:
+        raise OnnxImportError(f"{where}: the file is empty (0 bytes), not an ONNX model")
+    try:
+        return onnx.load(where)
+    except Exception as e:  # a protobuf decode error
+        raise OnnxImportError(f"{where}: not an ONNX model (it does not parse as one: "
+                              f"{type(e).__name__}: {e})") from e
 
 
 class _Importer:
@@ -140,6 +173,10 @@ class _Importer:
         self.counts: dict[str, int] = {}
         self.softmax = False
         self.implicit_flatten: list[str] = []  # Gemm nodes read as Caffe2's flattening FC
+        self.torch_lrns: dict = {}             # output -> onnx_lrn.TorchLrn (PyTorch's LRN)
+        self.torch_lrn_layers: dict[str, str] = {}  # layer name -> its subgraph's output
+        self.folded_bn: dict[str, str] = {}    # BatchNormalization node -> the layer it is in
+        self.max_image_bytes = MAX_IMAGE_BYTES
 
     # -- errors and small readers ------------------------------------------------------------
     def fail(self, node, message):
@@ -180,7 +217,17 @@ class _Importer:
     def const(self, node, name, what):
         if name not in self.consts:
             raise self.fail(node, f"{what} {name!r} must be an initializer or a Constant")
+        self._check_finite(node, name, what)
         return self.consts[name]
+
+    def _check_finite(self, node, name, what):
+        """Refuse a float initializer (or Constant) holding NaN or infinity, naming it."""
+        a = np.asarray(self.consts[name])
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            nan, inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+            raise self.fail(node, f"{what} {name!r} (an initializer or Constant) holds {nan} NaN "
+                                  f"and {inf} infinite values among its {a.size}; zfraw "
+                                  "imports finite weights only")
 
     def constant_value(self, node):
         a = self.attrs(node)
@@ -197,8 +244,9 @@ class _Importer:
     def run(self) -> Net:
         graph = self.graph
         x_name, shape, batch = self._input()
+        nodes = self._find_torch_lrns(list(graph.node))
         readers: dict[str, list[str]] = {}  # tensor -> who reads it (nodes, graph outputs)
-        for node in graph.node:
+        for node in nodes:
             for name in node.input:
                 if name:
                     readers.setdefault(name, []).append(repr(node.name or node.op_type))
@@ -211,7 +259,7 @@ class _Importer:
 
         cur = x_name
         self.batch = batch
-        for node in graph.node:
+        for node in nodes:
             op = node.op_type
             if node.domain not in ("", "ai.onnx"):
                 raise self.fail(node, f"op {node.domain}.{op} is not a standard ONNX op")
@@ -256,6 +304,7 @@ class _Importer:
         if not self.layers:
             raise self.fail(None, "the chain has no layer that computes anything (only "
                                   "Identity, Dropout or Softmax nodes)")
+        self._check_layers()
         classifier = self._classifier(shape)
         input_shape = tuple(self.input_shape)
         name = graph.name or os.path.splitext(os.path.basename(str(self.where)))[0]
@@ -272,6 +321,9 @@ class _Importer:
             "softmax_output": self.softmax, "nodes": dict(self.sources),
             "implicit_flatten": list(self.implicit_flatten),
             "classifier": classifier, "output_shape": tuple(int(d) for d in shape),
+            "torch_lrn": {layer: self.torch_lrns[out].names
+                          for layer, out in self.torch_lrn_layers.items()},
+            "folded_batchnorm": dict(self.folded_bn),
         }
         net.input_spec = self._input_spec(net.onnx_info["metadata"])
         return net
@@ -384,6 +436,9 @@ class _Importer:
         if op == "LRN":
             if "size" not in a:
                 raise self.fail(node, "attribute size is required")
+            if int(a["size"]) < 1:
+                raise self.fail(node, f"attribute size={a['size']}: an LRN window needs size "
+                                      ">= 1")
             layer = LocalResponseNorm(int(a["size"]), float(a.get("alpha", 1e-4)),
                                       float(a.get("beta", 0.75)), float(a.get("bias", 1.0)))
             return self._add(node, layer, self._need_maps(node, shape))
@@ -401,6 +456,10 @@ class _Importer:
             return self._matmul(node, shape)
         if op == "Add":
             return self._bias_add(node, a, shape)
+        if op == TORCH_LRN:
+            return self._torch_lrn(node, shape)
+        if op == "BatchNormalization":
+            return self._batchnorm(node, a, shape)
         if op == "Softmax":
             axis = int(a.get("axis", 1 if self.opset < 13 else -1))
             if len(shape) != 1 or axis not in (1, -1):
@@ -659,6 +718,7 @@ class _Importer:
         if not isinstance(last, Linear):
             raise self.fail(node, "Add is supported only as the bias of a MatMul or Gemm")
         bias = node.input[1] if node.input[0] not in self.consts else node.input[0]
+        self._check_finite(node, bias, "bias")
         C = np.asarray(self.consts[bias], np.float32)
         if self.opset < 7 and int(a.get("broadcast", 0)) and C.ndim == 1 and C.size > 1:
             if int(a.get("axis", 1)) not in (1, -1):  # legacy: B aligned at `axis`
@@ -668,14 +728,133 @@ class _Importer:
         self._check_inferred(node, node.output[0], shape)
         return shape
 
+    # -- PyTorch's LocalResponseNorm subgraph (zfraw/nets/onnx_lrn.py) ---------------------------
+    def _find_torch_lrns(self, nodes):
+        """``nodes`` with each PyTorch LocalResponseNorm subgraph replaced by one TORCH_LRN
+        node, read by :meth:`_torch_lrn` once the walk knows its input's shape."""
+        nodes, self.torch_lrns = find_torch_lrns(
+            nodes, self.consts, {o.name for o in self.graph.output}, self.fail)
+        return nodes
+
+    def _torch_lrn(self, node, shape):
+        m = self.torch_lrns[node.output[0]]
+        c, h, w = self._need_maps(m.div, shape)
+        size, alpha, beta, k = read_torch_lrn(m, (c, h, w), self.batch, self.consts,
+                                              self.opset, self.fail)
+        shape = self._add(node, LocalResponseNorm(size, alpha, beta, k), shape)
+        self.torch_lrn_layers[self.layers[-1].name] = node.output[0]
+        return shape
+
+    # -- BatchNormalization, folded into the Conv or Gemm before it -------------------------------
+    def _batchnorm(self, node, a, shape):
+        """Fold inference-mode BatchNormalization into the layer before it: with
+        s = scale / sqrt(var + epsilon), W <- W * s per output and b <- (b - mean) * s + B
+        (computed in float64). That layer must be a Conv or a Gemm/MatMul (Identity and Dropout
+        between are inference no-ops); anything else is refused."""
+        if int(a.get("training_mode", 0)):
+            raise self.fail(node, "attribute training_mode=1: the batch's own statistics; zfraw "
+                                  "imports inference graphs")
+        if self.opset < 7 and not int(a.get("is_test", 0)):
+            raise self.fail(node, f"attribute is_test={int(a.get('is_test', 0))}: the batch's own "
+                                  "statistics; zfraw imports inference graphs (is_test=1)")
+        if not int(a.get("spatial", 1)):
+            raise self.fail(node, "attribute spatial=0: statistics per activation, not per "
+                                  "channel; zfraw folds per-channel ones only")
+        last = self.layers[-1] if self.layers else None
+        if not isinstance(last, (Conv2d, Linear)):
+            after = (f"layer {last.name!r} ({type(last).__name__})" if last is not None
+                     else "the graph input")
+            raise self.fail(node, f"follows {after}; zfraw folds a BatchNormalization only into "
+                                  "the Conv or Gemm right before it")
+        if len(node.input) < 5 or not all(node.input[1:5]):
+            raise self.fail(node, "needs its four inputs scale, B, mean and var")
+        out = last.params["W"].shape[0]
+        scale, B, mean, var = (
+            np.asarray(self.const(node, name, what), np.float64).reshape(-1)
+            for name, what in zip(node.input[1:5], ("scale", "B", "mean", "var")))
+        for name, v in zip(node.input[1:5], (scale, B, mean, var)):
+            if v.size != out:
+                raise self.fail(node, f"input {name!r} holds {v.size} values; the "
+                                      f"{type(last).__name__} before it has {out} outputs")
+        eps = float(a.get("epsilon", 1e-5))
+        if not (var + eps > 0).all():
+            raise self.fail(node, f"input {node.input[4]!r} (var) plus epsilon={eps} is not "
+                                  "positive everywhere")
+        s = scale / np.sqrt(var + eps)
+        W = np.asarray(backend_host(last.params["W"]), np.float64)
+        b = np.asarray(backend_host(last.params["b"]), np.float64)
+        last.params["W"][...] = (W * s.reshape((-1,) + (1,) * (W.ndim - 1))).astype(np.float32)
+        last.params["b"][...] = ((b - mean) * s + B).astype(np.float32)
+        self.folded_bn[node.name or f"BatchNormalization after {last.name}"] = last.name
+        self._check_inferred(node, node.output[0], shape)
+        return shape
+
+    # -- what every imported net must pass -----------------------------------------------------
+    def _check_layers(self):
+        """Refuse non-finite parameters (after folding: Gemm's alpha, a BatchNormalization) and a
+        graph whose activations for one image would exceed ``max_image_bytes``."""
+        for layer in self.layers:
+            for key, p in layer.params.items():
+                if not np.isfinite(backend_host(p)).all():
+                    raise self.fail(None, f"layer {layer.name!r} (node "
+                                          f"{self.sources.get(layer.name)!r}): its {key} is not "
+                                          "finite after import (its weights overflow float32)")
+        if self.max_image_bytes is None:
+            return
+        total, shape = 0, tuple(self.input_shape)
+        for layer in self.layers:
+            out = tuple(layer.output_shape(shape))
+            here, parts = _activation_bytes(layer, shape, out)
+            total += here
+            if total > self.max_image_bytes:
+                raise self.fail(None, f"layer {layer.name!r} (node "
+                                      f"{self.sources.get(layer.name)!r}) outputs per-example "
+                                      f"shape {out}: for one image it keeps about "
+                                      f"{_size(here)} ({parts}), {_size(total)} with the layers "
+                                      f"before it, over the limit of "
+                                      f"{_size(self.max_image_bytes)} of activations per image "
+                                      "(max_image_bytes; the report's --max-image-mib)")
+            shape = out
+
+
+def backend_host(a):
+    from .. import backend
+
+    return backend.to_host(a)
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _activation_bytes(layer, in_shape, out_shape):
+    """(bytes, what they are) that ``layer``'s forward keeps for one image, float32: its output,
+    plus a conv's im2col columns (in_ch*k*k per output position) or an LRN's scale."""
+    out = int(np.prod(out_shape)) * 4
+    if isinstance(layer, Conv2d):
+        cols = int(in_shape[0]) * int(layer.k) ** 2 * int(np.prod(out_shape[1:])) * 4
+        return out + cols, f"output {_size(out)}, im2col columns {_size(cols)}"
+    if isinstance(layer, LocalResponseNorm):
+        return 2 * out, f"output and scale {_size(out)} each"
+    return out, f"output {_size(out)}"
+
 
 # -- export ---------------------------------------------------------------------------------
+# The oldest opset save_onnx writes: from 7 on, Gemm broadcasts its bias and Relu has no legacy
+# attributes, so every opset from here to onnx's newest passes onnx.checker (opsets 7 and 8, IR
+# version 3, list the initializers among the graph inputs, as that version requires).
+SAVE_OPSET_MIN = 7
+
+
 def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
-    """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') that passes
-    ``onnx.checker`` and runs in onnxruntime: Conv (group, pads), Relu, MaxPool (pads,
-    ceil_mode), AveragePool (pads, ceil_mode, count_include_pad), GlobalAveragePool, LRN,
-    Flatten, Gemm (transB=1); Dropout is left out (inference). A headless net's output is its
-    last layer's, named ``features``. A net loaded
+    """Write ``net`` as a standard ONNX graph (float32, batch dimension 'N') in ``opset``
+    (SAVE_OPSET_MIN to onnx's newest) that passes ``onnx.checker`` and runs in onnxruntime:
+    Conv (group, pads), Relu, MaxPool (pads, ceil_mode), AveragePool (pads, ceil_mode,
+    count_include_pad), GlobalAveragePool, LRN, Flatten, Gemm (transB=1); Dropout is left out
+    (inference). A headless net's output is its last layer's, named ``features``. A net loaded
     with ``softmax_output`` gets its Softmax back. ``input_spec`` (default: the net's
     ``input_spec`` attribute, if any) is recorded as JSON in metadata_props
     ``zfraw.input_spec``. Returns the ModelProto."""
@@ -685,9 +864,9 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     from .. import backend
     from .inputs import METADATA_KEY
 
-    if not 7 <= opset <= onnx.defs.onnx_opset_version():
-        raise ValueError(f"opset {opset}: save_onnx writes opsets 7 to "
-                         f"{onnx.defs.onnx_opset_version()}")
+    newest = onnx.defs.onnx_opset_version()
+    if not SAVE_OPSET_MIN <= opset <= newest:
+        raise ValueError(f"opset {opset}: save_onnx writes opsets {SAVE_OPSET_MIN} to {newest}")
     info = getattr(net, "onnx_info", {}) or {}
     x = in_name = info.get("input_name") or "input"
     nodes, inits = [], []
@@ -761,9 +940,12 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
         [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", *out_dims])],
         initializer=inits)
     opsets = [helper.make_opsetid("", opset)]
+    ir_version = helper.find_min_ir_version_for(opsets)
+    if ir_version < 4:  # IR 3 (opsets 7, 8): every initializer is also a graph input
+        graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                           for t in inits)
     model = helper.make_model(graph, opset_imports=opsets, producer_name="zfraw",
-                              producer_version="0.1.0",
-                              ir_version=helper.find_min_ir_version_for(opsets))
+                              producer_version="0.1.0", ir_version=ir_version)
     meta = dict(info.get("metadata", {}))
     meta.setdefault("zfraw.arch", str(net.arch))
     spec = input_spec if input_spec is not None else getattr(net, "input_spec", None)
@@ -779,4 +961,5 @@ def save_onnx(net: Net, path, opset: int = 13, input_spec=None):
     return model
 
 
-__all__ = ["OnnxImportError", "SUPPORTED_OPS", "features", "load_onnx", "save_onnx"]
+__all__ = ["MAX_IMAGE_BYTES", "OnnxImportError", "SAVE_OPSET_MIN", "SUPPORTED_OPS", "features",
+           "load_onnx", "save_onnx"]

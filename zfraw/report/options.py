@@ -25,6 +25,9 @@ def parse_args(argv=None):
                    "the file records, written by zfraw's save_onnx)")
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="--model's class names, one per line (default: 'class k')")
+    p.add_argument("--max-image-mib", type=float, default=None, metavar="MIB",
+                   help="--model: refuse a graph whose activations for one image would take "
+                   "more than MIB MiB (default 2048; 0: no limit)")
     p.add_argument("--out", default=None, help="report folder (default RUN/report, or "
                    "MODEL's folder/report-<stem>)")
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
@@ -78,7 +81,7 @@ def parse_args(argv=None):
 SECTIONS = ("filters", "rules", "top9", "evolution", "invariance", "occlusion",
             "correspondence")
 RUN_ONLY = ("checkpoint", "compare", "evolution_layers")
-MODEL_ONLY = ("preprocess", "labels")
+MODEL_ONLY = ("preprocess", "labels", "max_image_mib")
 
 
 def check_source(args) -> None:
@@ -96,6 +99,9 @@ def check_source(args) -> None:
     if args.model and not args.data:
         raise ValueError("--model needs --data SPEC (e.g. folder:MY_IMAGES): the images to "
                          "report on")
+    mib = getattr(args, "max_image_mib", None)
+    if mib is not None and not mib >= 0:
+        raise ValueError(f"--max-image-mib must be >= 0 (0: no limit), got {mib}")
 
 
 def check_args(args, net, layers: dict, all_maps_among=None) -> None:

@@ -169,8 +169,10 @@ def imported_layers(net) -> dict:
                         layers[convs[1]].name if len(convs) > 1 else None)}
 
 
-def load_model(path, device: str = "cpu"):
-    """The Net of an ONNX file, on ``device``; ValueError (one line) for anything wrong."""
+def load_model(path, device: str = "cpu", max_image_mib=None):
+    """The Net of an ONNX file, on ``device``; ValueError (one line) for anything wrong.
+    ``max_image_mib``: the most MiB of activations one image may need (None: the importer's
+    default, 0: no limit)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--model {path}: no such file")
@@ -179,7 +181,11 @@ def load_model(path, device: str = "cpu"):
     except ImportError as e:
         raise ValueError(str(e)) from None
     try:
-        net = load_onnx(path)
+        if max_image_mib is None:
+            net = load_onnx(path)
+        else:
+            limit = None if max_image_mib == 0 else max(1, int(max_image_mib * (1 << 20)))
+            net = load_onnx(path, max_image_bytes=limit)
     except ImportError as e:  # the onnx package itself is missing
         raise ValueError(str(e)) from None
     c, h, w = net.input_shape
@@ -241,7 +247,7 @@ def model_subject(args) -> Subject:
     evolution sections. A net without a classifier (a headless graph) has no classes and no
     predictions: truth None, the images keep their dataset's classes."""
     model = Path(args.model)
-    net = load_model(model, args.device)
+    net = load_model(model, args.device, getattr(args, "max_image_mib", None))
     headless = net.num_classes is None
     if headless and args.labels:
         raise ValueError(f"--labels {args.labels}: {model} has no classifier (its graph ends in "
