@@ -61,8 +61,8 @@ SUPPORTED_OPS = ("Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", 
 # Beside the ops: PyTorch's LocalResponseNorm subgraph (zfraw/nets/onnx_lrn.py) as one LRN.
 
 # The most a graph's activations may take for one image (forward keeps every layer's output and
-# what its backward and deconv need): a zfnet512 at 224 x 224 needs about 40 MiB, a VGG-16 under
-# 1 GiB; a graph over this limit is refused at import rather than failing later in a forward.
+# what its backward and deconv need): a ZFNet at 224 x 224 needs about 35 MiB, a VGG-16 about
+# 420 MiB; a graph over this limit is refused at import rather than failing later in a forward.
 MAX_IMAGE_BYTES = 2 << 30
 
 # Every attribute each op may carry (legacy ones included); any other is refused by name.
