@@ -59,7 +59,10 @@ def forward(net, x, impl):
 
 
 def test_the_committed_files_are_small_and_complete():
-    stems = {f[:-5] for f in os.listdir(FILES) if f.endswith(".onnx")}
+    """make.py's files (the folder also holds make_headless.py's): each has its expected output
+    (but the refused one) and stays small."""
+    stems = {f[:-5] for f in os.listdir(FILES)
+             if f.endswith(".onnx") and f.startswith(("lrn_", "bn_"))}
     assert {"lrn_opset7", "lrn_opset9", "lrn_opset13", "lrn_default", "lrn_batch1_opset13",
             "bn_opset13", "lrn_even"} <= stems
     assert set(EXPECTED) == stems - {"lrn_even"}
