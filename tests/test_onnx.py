@@ -341,7 +341,7 @@ def test_torch_export_matches():
     import inspect
     import io
 
-    # (torch writes LocalResponseNorm as a subgraph of Pow/AveragePool/Div, not as LRN.)
+    # (nets with LocalResponseNorm, which torch writes as a subgraph: tests/test_onnx_torch.py)
     model = nn.Sequential(
         nn.Conv2d(3, 8, 5, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1),
         nn.Conv2d(8, 16, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(2, 2),
