@@ -24,6 +24,7 @@ import dataclasses
 import sys
 
 from zfraw import distributed
+from zfraw.checkpoint import os_error_line
 from zfraw.data import DataError
 from zfraw.settings import add_run_settings
 from zfraw.training import HardStop, TrainConfig, TrainingDiverged, train
@@ -110,7 +111,7 @@ def _fail(e: BaseException, code: int, debug: bool, team=None) -> int:
     if debug:
         import traceback
         traceback.print_exception(e)
-    print(f"error: {e}", file=sys.stderr)
+    print(f"error: {os_error_line(e) if isinstance(e, OSError) else e}", file=sys.stderr)
     return code
 
 

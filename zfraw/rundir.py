@@ -27,7 +27,13 @@ The rules that keep a run from losing work:
   is refused unless it resumes the run or asks, with ``overwrite``, for the old files to be
   removed first (never a mix of two runs). A folder whose run never reached a checkpoint (the
   first epoch was interrupted or diverged) holds nothing to lose and is started over.
-- A damaged checkpoint is named with its path, and the newest intact one is offered.
+- A damaged checkpoint is named with its path, and the newest intact one is offered; a
+  checkpoint of another run is named as that, not blamed on the data.
+- A write that fails (a full disk) names the file and says what was kept; an append to
+  metrics.jsonl that fails is undone. A torn last line of metrics.jsonl (a process killed in the
+  middle of an append) is ignored by readers and dropped by the next training that resumes the
+  run (the checkpoint is the truth), which keeps the file as it was in metrics.jsonl.torn; each
+  says so in one line.
 """
 from __future__ import annotations
 
@@ -37,21 +43,58 @@ import json
 import os
 import re
 import shutil
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .atomic import TEMPORARY, atomic_open, atomic_path, atomic_write_text, remove_quietly
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint, write_error
 
 CONFIG, METRICS, MEAN, LAST, LOCK, REPORT = ("config.json", "metrics.jsonl", "mean.npy",
                                              "last.npz", ".lock", "report")
 PREDICTIONS = "predictions"
+TORN = METRICS + ".torn"     # metrics.jsonl as it was before its torn last line was dropped
 FIG4_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.npz$")
+# The settings that make a checkpoint another run's when they differ from the run's config.
+RUN_DEFINING = ("arch", "width", "data", "resize", "input_scale")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+_TOLD = set()   # (metrics file, torn text) already said by a reader in this process
+
+
+@contextmanager
+def _writing(path: Path, kept: str | None = None):
+    """Name ``path`` and what was kept in the OSError of a failed write (a full disk)."""
+    try:
+        yield
+    except OSError as e:
+        raise write_error(path, e, kept or (f"the previous {path.name} is unchanged"
+                                            if path.exists() else
+                                            f"no {path.name} was written")) from None
 
 
 class RunError(ValueError):
     """A user error about a run folder (refused overwrite, busy, damaged, not a run); the
     message is one line that says what to do."""
+
+
+def check_out_folder(path, flag: str = "--out") -> None:
+    """Refuse (ValueError, one line) an output folder that can never be created: a file, or a
+    path under a file. Creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file, not a folder; choose another {flag}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {path} is under {parent}, which is a file, not a "
+                                 f"folder; choose another {flag}")
+            break
 
 
 class RunDir:
@@ -106,7 +149,7 @@ class RunDir:
         """The files of the layout present in the folder (temporary files included)."""
         if not self.path.is_dir():
             return []
-        names = {CONFIG, METRICS, MEAN, LAST}
+        names = {CONFIG, METRICS, MEAN, LAST, TORN}
         return sorted(p for p in self.path.iterdir() if p.is_file() and (
             p.name in names or EPOCH_FILE.match(p.name) or TEMPORARY.search(p.name)))
 
@@ -200,7 +243,8 @@ class RunDir:
 
     # -- config and metrics --------------------------------------------------------------------
     def write_config(self, config: dict) -> None:
-        atomic_write_text(self.config_path, json.dumps(config, indent=1) + "\n")
+        with _writing(self.config_path):
+            atomic_write_text(self.config_path, json.dumps(config, indent=1) + "\n")
 
     def read_config(self) -> dict:
         """The run's config.json as a dict; :class:`RunError` when the folder is not a run."""
@@ -216,35 +260,88 @@ class RunDir:
             raise RunError(f"{self.config_path} is not a zfraw run configuration")
         return config
 
-    def read_metrics(self) -> list:
-        """The records of metrics.jsonl (empty when the file is missing or empty)."""
+    def _parse_metrics(self) -> tuple[list, str | None]:
+        """(the records of metrics.jsonl, its torn last line or None). A last line that is not
+        JSON is torn (an append cut short: a full disk, a killed process); a bad line before
+        it is damage, a :class:`RunError`."""
         if not self.metrics_path.is_file():
-            return []
+            return [], None
+        try:
+            text = self.metrics_path.read_text(errors="replace")
+        except OSError as e:
+            raise RunError(f"{self.metrics_path} is unreadable ({e.strerror})") from None
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         records = []
-        for n, line in enumerate(self.metrics_path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise RunError(f"{self.metrics_path}, line {n}: not JSON ({e})") from None
+        for k, (n, line) in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                if k == len(lines) - 1:
+                    return records, line
+                raise RunError(f"{self.metrics_path}, line {n}: not JSON ({e})") from None
+        return records, None
+
+    def read_metrics(self) -> list:
+        """The records of metrics.jsonl (empty when the file is missing or empty). A torn last
+        line is left out, and said once (the file is not changed: a reader does not hold the
+        writer's lock; the next training that resumes the run drops it)."""
+        records, torn = self._parse_metrics()
+        if torn is not None and (str(self.metrics_path), torn) not in _TOLD:
+            _TOLD.add((str(self.metrics_path), torn))
+            _say(f"{self.metrics_path}: ignoring its torn last line ({len(torn)} characters "
+                 "that are not a whole record: a write cut short, e.g. by a full disk); the "
+                 "records before it are read")
         return records
 
     def append_metrics(self, record: dict) -> None:
-        """Add one epoch's record (a whole line in one write, flushed to disk)."""
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Add one epoch's record (a whole line in one write, flushed to disk). A write that
+        fails (a full disk) is undone: the file is cut back to its previous end, so no torn
+        line is left, and the error says that the epoch's checkpoint holds the epoch."""
+        data = (json.dumps(record) + "\n").encode()
+        kept = (f"{METRICS} is as it was, without epoch {record.get('epoch')}'s record; the "
+                f"epoch's checkpoint ({LAST}) was saved before it, so --resume continues from it")
+        with _writing(self.metrics_path, kept):
+            fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                end = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except BaseException:
+                    try:
+                        os.ftruncate(fd, end)   # no torn line: the file as it was
+                    except OSError:
+                        pass                    # a resume drops the torn line (trim_metrics)
+                    raise
+            finally:
+                os.close(fd)
 
     def trim_metrics(self, epochs_done: int) -> None:
         """Keep only the records of epochs up to ``epochs_done`` (those after the checkpoint
-        being resumed belong to work that is about to be redone)."""
-        if self.metrics_path.is_file():
-            kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= epochs_done]
+        being resumed belong to work that is about to be redone). A torn last line is dropped
+        (the checkpoint is the truth), the file as it was kept as metrics.jsonl.torn, and that
+        said in one line. Called by the writer, with the folder locked."""
+        if not self.metrics_path.is_file():
+            return
+        records, torn = self._parse_metrics()
+        if torn is not None:
+            copy = self.path / TORN
+            with _writing(copy):
+                with atomic_open(copy, "wb") as f:
+                    f.write(self.metrics_path.read_bytes())
+            _say(f"{self.metrics_path}: dropped its torn last line ({len(torn)} characters "
+                 "that are not a whole record: a write cut short, e.g. by a full disk); the "
+                 f"checkpoint is the truth and the run goes on from it; the file as it was is "
+                 f"kept in {copy}")
+        kept = [r for r in records if r.get("epoch", 0) <= epochs_done]
+        with _writing(self.metrics_path):
             atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def clear_metrics(self) -> None:
-        atomic_write_text(self.metrics_path, "")
+        with _writing(self.metrics_path):
+            atomic_write_text(self.metrics_path, "")
 
     # -- per-image predictions -----------------------------------------------------------------
     @property
@@ -259,10 +356,13 @@ class RunDir:
         rank (0 when top-1 is right) and the label, each (N,) in the validation set's order."""
         import numpy as np
 
-        self.predictions_dir.mkdir(exist_ok=True)
-        with atomic_open(self.predictions_path(epoch), "wb") as f:
-            np.savez(f, top1=np.asarray(top1, np.int16), true_rank=np.asarray(true_rank, np.int16),
-                     labels=np.asarray(labels, np.int16))
+        path = self.predictions_path(epoch)
+        with _writing(path):
+            self.predictions_dir.mkdir(exist_ok=True)
+            with atomic_open(path, "wb") as f:
+                np.savez(f, top1=np.asarray(top1, np.int16),
+                         true_rank=np.asarray(true_rank, np.int16),
+                         labels=np.asarray(labels, np.int16))
 
     def read_predictions(self, epoch: int | None = None) -> dict:
         """{'top1', 'true_rank', 'labels', 'epoch'} of ``epoch`` (default: the last finished
@@ -284,7 +384,7 @@ class RunDir:
     def save_mean(self, mean) -> None:
         import numpy as np
 
-        with atomic_open(self.mean_path, "wb") as f:
+        with _writing(self.mean_path), atomic_open(self.mean_path, "wb") as f:
             np.save(f, np.asarray(mean, np.float32))
 
     # -- checkpoints ---------------------------------------------------------------------------
@@ -296,7 +396,8 @@ class RunDir:
         """Keep last.npz as epoch-NNN.npz for the paper's Fig. 4 epochs and the final one: a hard
         link (no copy), which the next replacement of last.npz leaves pointing at this epoch."""
         if epoch in FIG4_EPOCHS or epoch == last_epoch:
-            with atomic_path(self.epoch_path(epoch)) as tmp:
+            path = self.epoch_path(epoch)
+            with _writing(path, f"{LAST} holds epoch {epoch}"), atomic_path(path) as tmp:
                 os.link(self.last_path, tmp)
 
     def load(self, path=None, flag: str = "--resume-from") -> tuple[dict, Path]:
@@ -337,6 +438,8 @@ class RunDir:
 
         config = config or self.read_config()
         ckpt, path = self.load(path, flag)
+        if path.resolve().parent != self.path.resolve():    # from outside the run's folder
+            self._check_own(ckpt, path, config, flag)
         last = get_spec(config["arch"])["layers"][-1][0]
         key = f"{last}.b"
         if key not in ckpt["net"]:
@@ -349,6 +452,23 @@ class RunDir:
             raise RunError(f"{path} does not match the run's {config['arch']} at width "
                            f"{config.get('width', 1.0)}: {e}") from None
         return net.to(device).eval(), ckpt, path
+
+    def _check_own(self, ckpt: dict, path: Path, config: dict, flag: str) -> None:
+        """Refuse a checkpoint (from outside the run's folder) whose own config, in its meta
+        record, differs from the run's in a setting that defines what the net reads
+        (:data:`RUN_DEFINING`): it is another run's, and reading it with this run's data and
+        input convention would mislead (and the mismatch would be blamed on the data)."""
+        own = ckpt["meta"].get("config")
+        if not isinstance(own, dict):
+            return
+        differ = [k for k in RUN_DEFINING if k in own and k in config and own[k] != config[k]]
+        if differ:
+            def settings(cfg):
+                return ", ".join(f"{k} {cfg[k]}" for k in differ)
+            raise RunError(f"{path} is a checkpoint of another run ({own.get('out', 'unknown')}:"
+                           f" {settings(own)}), not of {self.path} ({settings(config)}); give "
+                           f"{flag} a checkpoint of {self.path}, or use the folder of the run "
+                           "it belongs to")
 
     def snapshots(self, device: str = "cpu", config: dict | None = None):
         """Yields (epoch, net) for every epoch-NNN.npz of the run, oldest first (one net alive

@@ -47,6 +47,10 @@ SCHEDULES = ("step", "plateau", "none")
 # waits for all the work queued on the GPU, so reading every step would stall the host behind the
 # device; every 50 steps costs next to nothing, yet a NaN still stops the run within 50 steps.
 SYNC_EVERY = 50
+# The largest stored side, in multiples of the net's input side: the net sees only the centre
+# crop of the stored image, so a larger side only shows a smaller part of each image, while each
+# stored image takes side^2 * 3 bytes (1.2 MB at 4 x 224 = 896; 100000 would need 30 GB each).
+MAX_RESIZE = 4
 # Training images evaluated without augmentation at each epoch's end (train_eval_* metrics).
 TRAIN_SAMPLE = 2000
 
@@ -167,6 +171,10 @@ def check_config(cfg: TrainConfig) -> None:
             need(math.isfinite(factor) and factor > 0,
                  f"{flag} {name}={factor}: the factor must be a positive number")
     crop = spec["input"][1]
+    need(cfg.resize is None or cfg.resize <= MAX_RESIZE * crop,
+         f"--resize {cfg.resize} is more than {MAX_RESIZE} times the net's {crop}px input (at "
+         f"most {MAX_RESIZE * crop}): the net sees only the centre {crop}px of the stored image, "
+         f"and each image would take {(cfg.resize or 0) ** 2 * 3 / 1e9:.3g} GB")
     need(cfg.resize is None or cfg.resize >= crop,
          f"--resize {cfg.resize} is smaller than {cfg.arch}'s {crop}px input")
 
