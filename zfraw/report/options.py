@@ -32,6 +32,8 @@ def parse_args(argv=None):
                    "MODEL's folder/report-<stem>)")
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
                    "first-layer filters and diagnostics beside this run's")
+    p.add_argument("--cache-dir", default=None, help="decoded-image cache (default: the run's, "
+                   "else $ZFRAW_CACHE or ~/.cache/zfraw)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     # The defaults keep a 64x64 net's report to a couple of minutes on 2 CPU cores; raise them
     # (--limit, --maps, --occlusion-stats, --evolution-images) for a fuller picture.

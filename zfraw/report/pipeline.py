@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from .. import host
+from ..checkpoint import OUT_OF_SPACE, os_error_line, write_error
 from ..data import DataError
+from ..rundir import check_out_folder
 from ..viz.html import HtmlPage
 from .options import SECTIONS, check_source, parse_args
 from .sections import (log, section_correspondence, section_evolution, section_filters,
@@ -22,21 +24,33 @@ def build_report(args) -> Path:
     """Write the report for ``args`` (parsed options); returns the page's path. Raises
     ValueError (RunError, DataError, OnnxImportError) for a bad run, model or option."""
     check_source(args)
+    if args.out:
+        check_out_folder(args.out)        # before any work
     host.keep_freed_memory()  # top-9 and occlusion run many same-sized batches
     subject = subject_of(args)
     out = prepare_out(Path(args.out) if args.out else subject.out)
     page = HtmlPage(subject.title)
-    opening(page, out, subject)
-    run_sections(section_steps(page, out, subject, args), args.skip)
-    path = page.write(out / "index.html")
+    try:
+        opening(page, out, subject)
+        run_sections(section_steps(page, out, subject, args), args.skip)
+        path = page.write(out / "index.html")        # last: it links the figures above
+    except OSError as e:   # a full disk: each figure is whole (atomic), the page not updated
+        index = out / "index.html"
+        raise write_error(e.filename or out, e, "the figures written before it are whole and "
+                          "no temporary file is left; " + (f"{index} is still the previous "
+                          "report's page" if index.exists() else f"{index} was not written")
+                          ) from None
     log(f"report written to {path}")
     return path
 
 
 def prepare_out(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot create the report folder ({e.strerror})") \
+            from None
     return out
 
 
@@ -100,18 +114,20 @@ def run_sections(steps: dict, skip) -> None:
 
 def main(argv=None) -> int:
     """The command line: 0 when the report is written; 2 with a one-line error (no traceback,
-    unless --debug) for a bad run folder, checkpoint, model, dataset or option; 130 on
-    Ctrl-C."""
+    unless --debug) for a bad run folder, checkpoint, model, dataset or option, an --out or a
+    cache folder that cannot be written; 1 with a one-line error naming the file when the disk
+    is full (the report's files are each whole, the page not updated); 130 on Ctrl-C."""
     args = parse_args(argv)
     try:
         build_report(args)
     except KeyboardInterrupt:
         log("report: stopped by Ctrl-C")
         return 130
-    except (ValueError, DataError) as e:     # RunError, CheckpointError and DataError included
+    except (ValueError, DataError, OSError) as e:   # RunError, CheckpointError, DataError too
         if args.debug:
             import traceback
             traceback.print_exception(e)
-        log("error: " + " ".join(str(e).split()))  # one line, whatever the message holds
-        return 2
+        text = os_error_line(e) if isinstance(e, OSError) else str(e)
+        log("error: " + " ".join(text.split()))  # one line, whatever the message holds
+        return 1 if isinstance(e, OSError) and e.errno in OUT_OF_SPACE else 2
     return 0

@@ -482,9 +482,12 @@ def section_correspondence(page, out, net, source, layers, parts_file=None, load
     ``source``'s own (the synthetic set's) or, with ``parts_file``, those of the images it names
     (``load_parts(parts_file)``)."""
     page.heading("Correspondence (Fig. 8, Table 1)")
+    notes = []       # the parts file's boxes that were clipped or left out, one line a kind
     if parts_file:
-        source = load_parts(parts_file)
+        source = load_parts(parts_file, log=lambda line: (log(line), notes.append(line)))
         where = f"the images and part boxes of {parts_file}"
+        for line in notes:
+            page.text(line)
     elif source.parts is not None:
         where = ("the built-in synthetic set's parts (zfraw.data.synthetic.PARTS: fixed places "
                  "in each shape's own frame, e.g. a square's corner, a star's tip, a ring's "
@@ -498,7 +501,8 @@ def section_correspondence(page, out, net, source, layers, parts_file=None, load
         return
     groups = part_groups(source, n_images, n_classes)
     if not groups:
-        page.text(f"No class with at least 2 images sharing their parts in {where}.")
+        page.text(f"No class with at least 2 images sharing their parts in {where}"
+                  + (" (after the boxes left out above)." if notes else "."))
         return
     page.text(f"As the paper's Sec. 5: occlude the same part in up to "
               f"{n_images} images of a class ({where}); eps_i = the change "

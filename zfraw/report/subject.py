@@ -5,6 +5,8 @@ reads, what "the true class" means, the page's title and opening lines, and what
 plain values; the options are read here once, and checked before any work."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,6 +14,8 @@ from typing import Callable
 import numpy as np
 
 from ..backend import to_device, to_host
+from ..checkpoint import OUT_OF_SPACE, write_error
+from ..data import default_cache_dir
 from ..layers import Conv2d, Linear, ReLU
 from ..nets.inputs import PRESETS, InputSpec
 from ..rundir import RunDir
@@ -44,7 +48,8 @@ class Subject:
     layers: dict
     label: str                  # the net in the filters' figure: "this run" or "this net"
     renorm: str                 # how its first-layer filters were kept in bounds
-    load_parts: Callable        # --parts FILE -> ImageSource of the images it names, with parts
+    load_parts: Callable        # (--parts FILE, log) -> ImageSource of the images it names,
+    #                             with parts (log: where the lines on clipped boxes go)
     out: Path                   # the default report folder
     # What the label-reading sections measure the probability of; None: the net has no
     # classifier (an imported headless graph), so those parts are left out.
@@ -57,6 +62,33 @@ class Subject:
 def subject_of(args) -> Subject:
     """The subject that ``args`` (parsed options, checked by options.check_source) name."""
     return run_subject(args) if args.run else model_subject(args)
+
+
+@contextmanager
+def cache_errors(cache_dir):
+    """Turn an OSError about the decoded-image cache into one line that names it: a folder
+    that cannot be created or written is a ValueError (exit 2), a full disk stays an OSError
+    (exit 1); any other OSError goes on as it is."""
+    where = os.path.abspath(cache_dir or default_cache_dir())
+    try:
+        yield
+    except OSError as e:
+        name = None if e.filename is None else os.path.abspath(os.fspath(e.filename))
+        if name is None or not (name == where or name.startswith(where + os.sep)):
+            raise
+        if e.errno in OUT_OF_SPACE:
+            raise write_error(f"the decoded-image cache {where}", e, "free some space there, "
+                              "or give --cache-dir a folder on another disk") from None
+        raise ValueError(f"cannot write the decoded-image cache {where} ({e.strerror}); give "
+                         "--cache-dir a folder that can be written") from None
+
+
+def _with_cache_errors(cache_dir, load):
+    """``load`` (a loader called later, by a section) with :func:`cache_errors` around it."""
+    def guarded(*a, **k):
+        with cache_errors(cache_dir):
+            return load(*a, **k)
+    return guarded
 
 
 # -- a training run ------------------------------------------------------------------------------
@@ -91,6 +123,8 @@ def run_subject(args) -> Subject:
     validation images of its dataset (or ``--data``) read as training read them."""
     run = RunDir(args.run)
     config = run.read_config()
+    if args.cache_dir:
+        config = dict(config, cache_dir=args.cache_dir)
     net, ckpt, ckpt_path = run.load_net(args.checkpoint, args.device, config)
     layers = run_layers(net, args)
     # --all-maps is held to the top-9 layers only where they are given (a run's default, each
@@ -98,14 +132,16 @@ def run_subject(args) -> Subject:
     check_args(args, net, layers, all_maps_among=args.top9_layers)
     crop = net.input_shape[1]
     mean, classes = ckpt["mean"], ckpt["meta"].get("classes")
-    source = load_source(config, mean, crop, args.data, args.limit, classes=classes)
+    with cache_errors(config.get("cache_dir")):
+        source = load_source(config, mean, crop, args.data, args.limit, classes=classes)
     data = args.data or config.get("data", "synthetic")
     scale = config.get("input_scale", 1.0)
 
-    def load_parts(path):
+    cache = config.get("cache_dir")
+
+    def load_parts(path, log=None):
         return load_part_source(path, data, crop, source.images.shape[1], classes,
-                                config.get("seed", 0), config.get("cache_dir"),
-                                mean=mean, scale=scale)
+                                config.get("seed", 0), cache, log, mean=mean, scale=scale)
 
     return Subject(
         title=f"zfraw report: {run.path.name} ({config['arch']}, width "
@@ -115,11 +151,12 @@ def run_subject(args) -> Subject:
         input_note="The run's own: its training set's mean image and its input scale "
                    "(zfraw.data's evaluation view, as in training's validation).",
         net=net, source=source, layers=layers, label="this run", renorm=renorm_note(config),
-        load_parts=load_parts, out=run.report_path,
+        load_parts=_with_cache_errors(cache, load_parts), out=run.report_path,
         training=Training(
             metrics=run.read_metrics(), epochs=run.epoch_checkpoints(),
             snapshots=lambda: run.snapshots(args.device, config),
-            images=lambda n: load_train_source(config, mean, crop, n, args.data, classes)),
+            images=_with_cache_errors(cache, lambda n: load_train_source(
+                config, mean, crop, n, args.data, classes))),
         other=compared_run(args.compare, net, config, args.device) if args.compare else None)
 
 
@@ -263,7 +300,9 @@ def model_subject(args) -> Subject:
                   top9=chosen["top9"] if args.top9_layers is None else args.top9_layers)
     check_args(args, net, layers, all_maps_among=layers["top9"])
     crop = net.input_shape[1]
-    source, matched = load_model_source(args.data, spec, crop, args.limit, names)
+    with cache_errors(args.cache_dir):
+        source, matched = load_model_source(args.data, spec, crop, args.limit, names,
+                                            cache_dir=args.cache_dir)
     if headless:
         truth = None
         labels_note = (no_classifier(net, "the net's predictions are") + " The images keep "
@@ -299,9 +338,9 @@ def model_subject(args) -> Subject:
                    + ": " + "; ".join(picked) + ". The training and feature-evolution sections "
                    "need a training run and are left out.")
 
-    def load_parts(path):
+    def load_parts(path, log=None):
         return load_part_source(path, args.data, crop, source.images.shape[1],
-                                mean=None, spec=source.spec)
+                                cache_dir=args.cache_dir, log=log, mean=None, spec=source.spec)
 
     return Subject(
         title=f"zfraw report: {model.name} (imported ONNX net)",
@@ -314,7 +353,8 @@ def model_subject(args) -> Subject:
                  if net.softmax_output else "")
               + f". {len(source)} validation images of {args.data}.",
         input_note=how, net=net, source=source, layers=layers, label="this net",
-        renorm="imported net", load_parts=load_parts, out=model.parent / f"report-{model.stem}",
+        renorm="imported net", load_parts=_with_cache_errors(args.cache_dir, load_parts),
+        out=model.parent / f"report-{model.stem}",
         truth=truth,
         notes=[("Classes and labels", labels_note if headless else
                 f"Class names: {'from ' + args.labels if args.labels else 'class k (no --labels)'}"

@@ -6,6 +6,8 @@ import html
 import os
 from pathlib import Path
 
+from .images import write_file
+
 
 class HtmlPage:
     """Collects blocks in order and writes them as one self-contained index.html.
@@ -54,11 +56,12 @@ class HtmlPage:
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
     def write(self, path) -> Path:
-        """Write the page (creating its folder); returns the path."""
+        """Write the page (creating its folder, atomically: the previous page stays whole until
+        the new one is); returns the path."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         body = "\n".join(self._render(b, path.parent) for b in self.blocks)
-        path.write_text(
+        page = (
             "<!doctype html>\n<html><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>"
             "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
@@ -66,4 +69,4 @@ class HtmlPage:
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
             "figcaption{font-size:90%;color:#444}"
             f"</style></head><body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n")
-        return path
+        return write_file(path, lambda f: f.write(page.encode("utf-8")))

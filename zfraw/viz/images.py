@@ -1,12 +1,17 @@
 """Pixel-level helpers for the figures: display normalisation, padded crops, grids, PNG files
 (Pillow). Images here are (C, H, W) float arrays (the net's layout) until they become
-(H, W, 3) uint8 for display."""
+(H, W, 3) uint8 for display.
+
+Every file a figure writes goes through :func:`write_file` (zfraw.atomic underneath): a failure
+(a full disk) leaves the previous file or none, never a truncated one, and no temporary."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from ..atomic import atomic_open
 
 
 # Projections are sparse: a few pixels carry most of the signal. Figures saturate the top 0.5%
@@ -121,12 +126,26 @@ def tile_zoom(side: int, min_side: int = 48) -> int:
     return max(1, -(-min_side // side))
 
 
-def save_png(img: np.ndarray, path) -> Path:
-    """Write an (H, W, 3) uint8 image as PNG, creating the folder; returns the path."""
+def write_file(path, write, mode: str = "wb") -> Path:
+    """Create ``path``'s folder and write the file atomically: ``write(f)`` fills an open file
+    that replaces ``path`` only when it returns. An OSError names ``path``. Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(img)).save(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, mode) as f:
+            write(f)
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)       # a failed write() names no file; say which one
+        raise
     return path
+
+
+def save_png(img: np.ndarray, path) -> Path:
+    """Write an (H, W, 3) uint8 image as PNG (atomically, :func:`write_file`), creating the
+    folder; returns the path."""
+    pixels = Image.fromarray(np.ascontiguousarray(img))
+    return write_file(path, lambda f: pixels.save(f, format="PNG"))
 
 
 def text_band(text: str, width: int, size: int = 15, bg: int = 255) -> np.ndarray:

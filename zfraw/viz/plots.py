@@ -1,5 +1,5 @@
-"""Matplotlib figures (curves, occlusion maps, invariance), written straight to PNG files with
-the non-interactive Agg backend."""
+"""Matplotlib figures (curves, occlusion maps, invariance), written to PNG files with the
+non-interactive Agg backend, atomically (:func:`zfraw.viz.images.write_file`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,14 +10,16 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .images import write_file  # noqa: E402
 
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+
+def save_figure(fig, path, dpi: int = 90) -> Path:
+    """Lay ``fig`` out, write it as a PNG at ``path`` (atomically) and close it."""
+    try:
+        fig.tight_layout()
+        return write_file(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)
 
 
 def training_curves(records, path, x_key: str = "epoch") -> Path:
@@ -47,7 +49,7 @@ def training_curves(records, path, x_key: str = "epoch") -> Path:
             ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _cell_edges(centres: np.ndarray):
@@ -127,7 +129,7 @@ def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box
         ax_proj.set_title(f"(c) map {maps.fmap}: this image (framed),\nthen other images",
                           fontsize=14)
         ax_proj.axis("off")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 TRANSFORM_AXES = {"translate": "vertical translation (pixels)", "scale": "scale (ratio)",
@@ -176,7 +178,7 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
                 ax.set_ylim(-0.02, 1.02)
             if i == 0 and j == len(rows) - 1 and names is not None:
                 ax.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def bar_groups(path, groups: dict, ylabel: str, title: str = "") -> Path:
@@ -194,4 +196,4 @@ def bar_groups(path, groups: dict, ylabel: str, title: str = "") -> Path:
     ax.set_title(title, fontsize=9)
     if len(groups) > 1:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
