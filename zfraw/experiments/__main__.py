@@ -6,8 +6,10 @@
 
 Every training setting of train.py may be given (--arch is the base net: zf or zf-64 for
 table2, any for table3, the from-scratch net for table4/5 and fig9); they apply to every
-row. Re-run the same command to continue an interrupted experiment. Exit status: 0 done, 2 bad
-input (one line), 130 interrupted.
+row. Re-run the same command to continue an interrupted experiment. Exit status: 0 done, 1 the
+loss diverged or a file could not be written (a full disk: one line naming it), 2 bad input (one
+line), 130 interrupted by Ctrl-C (the row in training saved, no further row started, the table
+written with the rows so far).
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ import argparse
 import dataclasses
 import sys
 
+from ..checkpoint import os_error_line
 from ..data import DataError
 from ..settings import add_run_settings, run_settings
+from ..rundir import check_out_folder
 from ..training import HardStop, TrainConfig, TrainingDiverged
 from . import CALTECH_EXPERIMENTS, EXPERIMENTS
 
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--splits must be >= 1, got {a.splits}")
         if a.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {a.seeds}")
+        check_out_folder(a.out)
         if a.experiment in CALTECH_EXPERIMENTS:
             scratch = a.scratch if a.experiment == "fig9" else not a.no_scratch
             result = CALTECH_EXPERIMENTS[a.experiment](base, a.out, print, a.source, a.splits,
@@ -69,8 +74,16 @@ def main(argv=None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:                  # e.g. a full disk while saving (the message names it)
+        if a.debug:
+            raise
+        print(f"error: {os_error_line(e)}", file=sys.stderr)
+        return 1
     print(f"results: {a.out}/{a.experiment}.md")
-    return 130 if result.get("interrupted") else 0
+    if result.get("interrupted"):
+        print("stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":

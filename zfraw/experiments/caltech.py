@@ -52,9 +52,10 @@ def _source(source_run):
 
 
 def source_features(source_run, kind: str, root: str, layers, out, grid: int = 2,
-                    batch_size: int = 64):
+                    batch_size: int = 64, log=print):
     """Features of every image of the Caltech tree under the source net: ({layer: (N, D)},
-    the full Dataset). Cached by checkpoint (path, size, mtime), tree, layers and grid."""
+    the full Dataset). Cached by checkpoint (path, size, mtime), tree, layers and grid; a
+    damaged cache file is recomputed (said with ``log``)."""
     run, config, net, ckpt, path = _source(source_run)
     crop = net.input_shape[1]
     size = stored_size(crop, config.get("resize"))
@@ -66,7 +67,7 @@ def source_features(source_run, kind: str, root: str, layers, out, grid: int = 2
     images = ImageSource(full.images, ckpt["mean"], crop, full.labels,
                          scale=config.get("input_scale", 1.0))
     feats = cached_features(os.path.join(out, "features"), key,
-                            lambda: layer_features(net, images, layers, grid, batch_size))
+                            lambda: layer_features(net, images, layers, grid, batch_size), log)
     return feats, full
 
 
@@ -108,7 +109,8 @@ def pretrained_accuracies(feats, full, layer, n_train, splits, kind, classifier=
 
 
 def _scratch(base, kind, root, n_train, splits, out, log):
-    """Mean per-class accuracies of nets trained from scratch, one run folder per split."""
+    """Mean per-class accuracies of nets trained from scratch, one run folder per split; None
+    when a Ctrl-C stopped one (its run saved where it stopped; the caller stops too)."""
     accs = []
     for s in range(splits):
         cfg = dataclasses.replace(base, data=f"{kind}-{n_train}:{root}", seed=s,
@@ -127,9 +129,9 @@ def table4(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
     sizes = train_sizes or ((15, 30) if kind == "caltech101" else (15, 30, 45, 60))
     _, _, net, _, _ = _source(source)
     layer = feature_layer(net)
-    feats, full = source_features(source, kind, root, [layer], out)
+    feats, full = source_features(source, kind, root, [layer], out, log=log)
     paper_rows = paper.TABLE4 if kind == "caltech101" else paper.TABLE5
-    rows = []
+    rows, interrupted = [], False
     for n in sizes:
         m, sd = _mean_std(pretrained_accuracies(feats, full, layer, n, splits, kind))
         rows.append({"row": f"pretrained, new softmax on {layer} (fixed layers)", "arch": net.arch,
@@ -144,11 +146,18 @@ def table4(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
             else:
                 row["accuracy"], row["std"] = _mean_std(accs)
             rows.append(row)
+            if accs is None:      # Ctrl-C: the row in training is saved; stop here (exit 130)
+                interrupted = True
+                log(f"interrupted while training from scratch at {n} per class; the table "
+                    "holds the rows so far; run the same command again to continue")
+                break
     result = {"experiment": "table4" if kind == "caltech101" else "table5",
               "title": ("Table 4: Caltech-101" if kind == "caltech101" else "Table 5: Caltech-256")
               + ", mean per-class accuracy (%)",
               "scale": source_text(source, base, scratch) + f"; {splits} random splits",
               "rows": rows, "orderings": _pretrained_beats_scratch(rows), "notes": []}
+    if interrupted:
+        result["interrupted"] = True
     if write:
         write_results(out, result, accuracy=True)
     return result
@@ -182,9 +191,9 @@ def fig9(base: TrainConfig, out, log, source=None, splits: int = 5, train_sizes=
 
 
 def _plot_curve(result, path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ..viz.plots import save_figure     # the Agg backend; the PNG written atomically
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label in sorted({r["row"] for r in result["rows"]}):
@@ -196,9 +205,7 @@ def _plot_curve(result, path) -> None:
     ax.set_xlabel("training images per class")
     ax.set_ylabel("mean per-class accuracy (%)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def table7(base: TrainConfig, out, log, source=None, splits: int = 5, train_sizes=None,
@@ -209,7 +216,7 @@ def table7(base: TrainConfig, out, log, source=None, splits: int = 5, train_size
     _, _, net, _, _ = _source(source)
     layers = [name for name in (f"relu{i}" for i in range(1, 8)) if name in
               {layer.name for layer in net.layers}]
-    feats, full = source_features(source, kind, root, layers, out)
+    feats, full = source_features(source, kind, root, layers, out, log=log)
     rows = []
     for layer in layers:
         for clf in ("svm", "softmax"):

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .. import backend
 from ..atomic import atomic_open
+from ..checkpoint import write_error
+
+# What reading a damaged .npz raises (as zfraw.checkpoint reads its own): a cut or overwritten
+# zip, a CRC error, bad compressed data, a mangled array header.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
 def grid_max_pool(maps: np.ndarray, grid: int) -> np.ndarray:
@@ -42,16 +49,36 @@ def layer_features(net, source, layers, grid: int = 2, batch_size: int = 64) -> 
     return {name: np.concatenate(v) for name, v in out.items()}
 
 
-def cached_features(cache_dir, key: dict, compute) -> dict:
+def _read_cached(path: Path, layers) -> dict:
+    """The features stored at ``path`` (every array read, so every CRC checked); raises one of
+    :data:`_DAMAGE` when the file is damaged or lacks one of ``layers``."""
+    with np.load(path, allow_pickle=False) as z:
+        feats = {k: z[k] for k in z.files}
+    missing = [name for name in layers if name not in feats]
+    if missing:
+        raise KeyError(f"no features of {', '.join(missing)}")
+    return feats
+
+
+def cached_features(cache_dir, key: dict, compute, log=print) -> dict:
     """``compute()`` -> {layer: (N, D)}, stored under ``cache_dir`` by a hash of ``key`` (a
-    JSON-able description: checkpoint, data, split, layers, grid) and read back next time."""
+    JSON-able description: checkpoint, data, split, layers, grid) and read back next time. A
+    damaged file (a disk that filled or a copy cut short) is recomputed and replaced, and that
+    said in one line with ``log``."""
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"features-{digest}.npz"
     if path.is_file():
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            return _read_cached(path, key.get("layers", []))
+        except _DAMAGE as e:
+            log(f"{path} is damaged ({type(e).__name__}: {' '.join(str(e).split())}); "
+                "computing the features again and replacing it")
     feats = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as f:
-        np.savez(f, **feats)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **feats)
+    except OSError as e:
+        raise write_error(path, e, "the features were not cached; nothing half-written is "
+                          "left") from None
     return feats
