@@ -77,3 +77,37 @@ def test_the_multiply_adds_counted_are_the_windows_ones():
     fc = sum(ly.macs(shape) for ly, shape in zip(net.layers, net.shapes) if ly.kind == "fc")
     conv1_window = 5 * 5 * conv1.out_ch * conv1.in_ch * 9
     assert fc + conv1_window < occ.last_macs < full
+
+
+def float64_case(arch, width):
+    net = odd_geometry_net() if arch == "odd" else build(arch, 7, width=width, init="he", seed=1)
+    net.astype(np.float64).eval()
+    return net, np.random.default_rng(2).standard_normal(net.input_shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("arch,width,layer,size,stride", CASES)
+def test_in_float64_incremental_occlusion_equals_the_full_forward_to_1e_12(arch, width, layer,
+                                                                           size, stride):
+    """A float64 net: no step of the incremental path (nor of the full forward it is checked
+    against) may round in float32; zf-32's conv1 takes the Winograd path, whose input transform
+    runs in the input's dtype."""
+    net, image = float64_case(arch, width)
+    boxes, _, _ = square_boxes(image.shape[1], image.shape[2], size, stride)
+    probs, act = IncrementalOcclusion(net, image, layer)(boxes, fill=0.0)
+    full_probs, full_acts = probs_and_features(net, [layer], 64)(occlude(image, boxes, 0.0))
+    assert probs.dtype == act.dtype == np.float64
+    np.testing.assert_allclose(probs, full_probs, rtol=1e-12, atol=0)
+    ref = full_acts[layer]
+    np.testing.assert_allclose(act, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_in_float64_the_sweeps_agree_to_1e_12():
+    """The issue's case: a float64 zf-32 at width 0.25, plain against incremental sweep."""
+    net, image = float64_case("zf-32", 0.25)
+    forward = probs_and_map(net, "relu5", 64)
+    plain = occlusion_sweep(forward, image, 3, 8, 4)
+    inc = occlusion_sweep(forward, image, 3, 8, 4,
+                          occluded=IncrementalOcclusion(net, image, "relu5"))
+    np.testing.assert_allclose(inc.prob_true, plain.prob_true, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(inc.act, plain.act, rtol=1e-12)
+    np.testing.assert_array_equal(inc.top_class, plain.top_class)

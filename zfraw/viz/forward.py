@@ -9,11 +9,23 @@ from ..backend import to_device, to_host
 from ..ops.loss import softmax
 
 
+def input_dtype(net) -> np.dtype:
+    """The dtype the net computes in, which its inputs are given in: its parameters' (float32
+    for a trained net; float64 for one cast for precise checks); float32 without parameters.
+    An input in a narrower dtype would make the first layer round in it (the Winograd path's
+    input transform runs in the input's dtype)."""
+    for _, p, _ in net.params_and_grads():
+        return np.dtype(p.dtype)
+    return np.dtype(np.float32)
+
+
 def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):
     """features(x (N, C, H, W) host) -> (probs (N, K), {layer: activation (N, ...)}), host
-    arrays, evaluated ``batch_size`` images at a time with the net in eval mode. With
-    probs=False the pass stops at the deepest layer asked for and probs is None."""
+    arrays, evaluated ``batch_size`` images at a time with the net in eval mode, the inputs in
+    the net's dtype (:func:`input_dtype`). With probs=False the pass stops at the deepest layer
+    asked for and probs is None."""
     layers = tuple(layers)
+    dtype = input_dtype(net)
     if not probs and not layers:
         raise ValueError("probs_and_features: nothing to compute")
     until = None if probs else max(layers, key=net.index)
@@ -22,7 +34,7 @@ def probs_and_features(net, layers, batch_size: int = 64, probs: bool = True):
         net.eval()
         out, acts = [], {name: [] for name in layers}
         for i in range(0, len(x), batch_size):
-            xb = to_device(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32), net.device)
+            xb = to_device(np.ascontiguousarray(x[i:i + batch_size], dtype=dtype), net.device)
             top, caps = net.forward(xb, until=until, capture=layers) if layers \
                 else (net.forward(xb), {})
             if probs:

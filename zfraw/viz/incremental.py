@@ -14,8 +14,9 @@ re-running the net.
 Exact: every output inside a window is computed from exactly the inputs the full forward reads
 (padding written out explicitly: zeros for convolution, -inf for max pooling, where padding
 never wins), and every output outside it equals the base's. The products sum the same terms in
-the same order per output, so results equal the full forward's to float32 rounding (a test
-compares them).
+the same order per output, so results equal the full forward's to the rounding of the net's
+dtype: float32 for a trained net, and about 1e-15 for a net cast to float64, whose input is
+given in float64 too (the tests compare both).
 
 Windows of one batch share one size (the largest; windows near the border are moved inward),
 so each layer runs once per batch on an (n, C, h, w) array.
@@ -28,6 +29,7 @@ import numpy as np
 
 from ..layers import Conv2d, Dropout, LocalResponseNorm, MaxPool2d, ReLU
 from ..ops.loss import softmax
+from .forward import input_dtype
 
 POINTWISE = (ReLU, LocalResponseNorm, Dropout)   # dropout: the identity in eval mode
 
@@ -88,7 +90,9 @@ class IncrementalOcclusion:
         if net.device != "cpu":
             raise ValueError("incremental occlusion runs on the CPU (host arrays)")
         self.net, self.layer = net.eval(), net.index(layer)
-        self.image = np.asarray(image, np.float32)
+        # In the net's dtype, as the full forward gives it (viz.forward): a float32 image in
+        # a float64 net would make the first layer's Winograd transform round in float32.
+        self.image = np.asarray(image, input_dtype(net))
         names = [ly.name for ly in net.layers]
         _, acts = net.forward(self.image[None], capture=names)
         self.base = [self.image] + [acts[n][0] for n in names]    # input of layer i: base[i]

@@ -80,8 +80,8 @@ def occlusion_sweep(forward, image: np.ndarray, label: int, size: int, stride: i
     one with the largest activation in the unoccluded image. ``occluded(boxes, fill)``, when
     given, returns the same two arrays for the occluded copies without being handed them
     (:class:`zfraw.viz.incremental.IncrementalOcclusion`, which recomputes only what each
-    occluder changes)."""
-    image = np.asarray(image, dtype=np.float32)
+    occluder changes). The image keeps a float64 dtype (other dtypes become float32)."""
+    image = np.asarray(image, dtype=np.result_type(image, np.float32))
     if image.ndim != 3:
         raise ValueError(f"image must be (C, H, W), got {image.shape}")
     if occluded is None:
