@@ -184,7 +184,7 @@ def test_a_damaged_feature_cache_is_recomputed_and_said_in_one_line(
 
 
 def test_an_experiment_out_under_a_file_is_one_line_and_exit_2(tmp_path, capsys, trained_run,
-                                                               caltech_trees):
+                                                               caltech_trees, own_cache):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     rc = experiments_cli.main(["table4", "--data", f"caltech101:{caltech_trees['caltech101']}",
