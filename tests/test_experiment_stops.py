@@ -119,10 +119,11 @@ def test_ctrl_c_stops_table3_after_saving_the_row_in_training(tmp_path, monkeypa
             "0.015625", "--impl", "numpy", "--no-progress"]
     assert experiments_cli.main(argv) == 130
     one_line(capsys.readouterr().err, "stopped by Ctrl-C")
-    assert started == [str(out / "zf-32"), str(out / "zf-32+no-conv34")]
-    assert RunDir(out / "zf-32+no-conv34").load()[0]["meta"]["step"] == 1
+    assert started == [str(out / "zf-32" / "seed-0"), str(out / "zf-32+no-conv34" / "seed-0")]
+    assert RunDir(out / "zf-32+no-conv34" / "seed-0").load()[0]["meta"]["step"] == 1
     result = json.loads((out / "table3.json").read_text())        # rewritten after the row
     assert [r["status"] for r in result["rows"][:3]] == ["done", "not trained", "not trained"]
+    assert result["interrupted"] is True
     assert temporaries(out) == []
 
 

@@ -19,8 +19,8 @@ import sys
 
 from ..checkpoint import os_error_line
 from ..data import DataError
-from ..settings import add_run_settings, run_settings
 from ..rundir import check_out_folder
+from ..settings import add_run_settings, run_settings
 from ..training import HardStop, TrainConfig, TrainingDiverged
 from . import CALTECH_EXPERIMENTS, EXPERIMENTS
 

@@ -161,10 +161,11 @@ def run_rows(name: str, title: str, base: TrainConfig, rows: list, out, log, fin
             log(f"{name}: row {r} ({arch}), seed {cfg.seed} -> {cfg.out}")
             t0 = time.perf_counter()
             status = train_row(cfg, log)["status"]
+            if status == "interrupted":         # said in the results files too
+                result["interrupted"] = True
             refresh()
             if status == "interrupted":
                 log(f"{name}: interrupted in row {r}; run the same command again to continue")
-                result["interrupted"] = True
                 return result
             log(f"{name}: row {r} seed {cfg.seed} done in {time.perf_counter() - t0:.0f} s")
     return result
