@@ -561,14 +561,18 @@ class _Importer:
             raise self.fail(node, f"attribute dilations={dil}: only dilation 1 is supported")
         return sh
 
-    def _maxpool(self, node, a, shape):
+    def _pool_window(self, node, a, shape):
+        """A MaxPool's or AveragePool's window: (k, stride, pads, ceil_mode), checked."""
         self._need_maps(node, shape)
         if "kernel_shape" not in a:
             raise self.fail(node, "attribute kernel_shape is required")
         kh, kw = self._spatial(node, a, "kernel_shape", None)
         sh = self._square_window(node, a, kh, kw, "windows")
         pads, auto = self._pads(node, a, shape, kh, sh)
-        ceil = bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
+        return kh, sh, pads, bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
+
+    def _maxpool(self, node, a, shape):
+        kh, sh, pads, ceil = self._pool_window(node, a, shape)
         kwargs = {}
         if ceil:
             if not features()["ceil_mode"]:
@@ -586,13 +590,7 @@ class _Importer:
     def _avgpool(self, node, a, shape):
         """AveragePool as AvgPool2d: ONNX's pads, strides, ceil_mode and count_include_pad (the
         divisor counts the padding or not) are the layer's own."""
-        self._need_maps(node, shape)
-        if "kernel_shape" not in a:
-            raise self.fail(node, "attribute kernel_shape is required")
-        kh, kw = self._spatial(node, a, "kernel_shape", None)
-        sh = self._square_window(node, a, kh, kw, "windows")
-        pads, auto = self._pads(node, a, shape, kh, sh)
-        ceil = bool(a.get("ceil_mode", 0)) and auto in ("NOTSET", "", "VALID")
+        kh, sh, pads, ceil = self._pool_window(node, a, shape)
         layer = AvgPool2d(kh, sh, self._zfraw_pad(node, pads, "AvgPool2d"), ceil_mode=ceil,
                           count_include_pad=bool(a.get("count_include_pad", 0)))
         if ceil:
