@@ -290,14 +290,18 @@ def test_a_plain_process_is_a_team_of_one():
 
 
 def test_the_team_of_one_answers_everything_the_training_loop_asks_a_team():
-    """Every ``team.<name>`` that zfraw/training.py uses exists on Team and on Solo, so the one
-    training path runs under mpiexec and in a plain process alike."""
+    """Every ``team.<name>`` that zfraw/training.py (its stop flag in zfraw/stopping.py) uses
+    exists on Team and on Solo, so the one training path runs under mpiexec and in a plain
+    process alike."""
     import re
 
+    import zfraw.stopping
     import zfraw.training
 
-    with open(zfraw.training.__file__) as f:
-        asked = set(re.findall(r"\bteam\.(\w+)", f.read()))
+    asked = set()
+    for module in (zfraw.training, zfraw.stopping):
+        with open(module.__file__) as f:
+            asked |= set(re.findall(r"\bteam\.(\w+)", f.read()))
     assert {"root", "any", "sum", "allgather", "from_root", "share_net"} <= asked
     for cls in (distributed.Team, distributed.Solo):
         missing = sorted(name for name in asked if not hasattr(cls, name)
@@ -310,7 +314,7 @@ def test_the_team_of_one_answers_everything_the_training_loop_asks_a_team():
 def test_a_stop_is_agreed_and_never_withdrawn():
     """The stop flag takes any rank's stop, and an exchange that says no stop (a Ctrl-C landing
     while the ranks exchanged their flags) leaves a stop already asked in place."""
-    from zfraw.training import _StopFlag
+    from zfraw.stopping import StopFlag
 
     class Says:
         def __init__(self, answer):
@@ -319,7 +323,7 @@ def test_a_stop_is_agreed_and_never_withdrawn():
         def any(self, flag):
             return self.answer
 
-    flag = _StopFlag()
+    flag = StopFlag()
     flag.agree(distributed.SOLO)
     assert flag.requested is False
     flag.agree(Says(True))                          # another rank was stopped

@@ -38,8 +38,9 @@ buckets are summed by NCCL (``cupy.cuda.nccl``) on the device, queued on the cur
 is written carefully but is untested on hardware (no GPU on the machine it was written on).
 
 Sharded analyses: :func:`collect_topk_sharded` runs the top-k pass of Fig. 2 on a share of the
-images on each rank and merges with :func:`zfraw.viz.topk.merge_topk` (the top k of the ranks'
-top k's is the top k of the whole set).
+images on each rank (the batches :func:`dealt_batches` deals, as the atlas's pass does) and
+merges with :func:`zfraw.viz.topk.merge_topk` (the top k of the ranks' top k's is the top k of
+the whole set).
 """
 from __future__ import annotations
 
@@ -456,6 +457,15 @@ class GradBuckets:
             nccl.groupEnd()
 
 
+def dealt_batches(n: int, batch_size: int, rank: int, size: int) -> list:
+    """[(start, stop)] of the batches of a sharded pass over n images that rank ``rank`` of
+    ``size`` takes: the images cut into batches of ``batch_size`` in order, dealt round-robin
+    (rank r takes batches r, r + size, ...), so every rank forwards the same batches a single
+    pass would, and the ranks' results merge into the single pass's."""
+    starts = range(0, n, batch_size)
+    return [(s, min(s + batch_size, n)) for i, s in enumerate(starts) if i % size == rank]
+
+
 def collect_topk_sharded(net, source, layers, team: Team | None = None, k: int = 9,
                          batch_size: int = 64, limit=None, distinct: bool = False) -> dict:
     """:func:`zfraw.viz.top9.collect_topk` with the batches dealt round-robin over the ranks
@@ -471,10 +481,8 @@ def collect_topk_sharded(net, source, layers, team: Team | None = None, k: int =
     keep = {name: StreamingTopK(k, per_image=distinct) for name in layers}
     net.eval()
     n = len(source) if limit is None else min(limit, len(source))
-    for i, start in enumerate(range(0, n, batch_size)):
-        if i % size != rank:
-            continue
-        x = source.inputs(np.arange(start, min(start + batch_size, n)))
+    for start, stop in dealt_batches(n, batch_size, rank, size):
+        x = source.inputs(np.arange(start, stop))
         _, acts = net.forward(backend.to_device(x, net.device), until=deepest, capture=layers)
         for name in layers:
             keep[name].update(acts[name], start)

@@ -25,18 +25,21 @@ def _postfix(metrics: dict) -> str:
 class Progress:
     """``bar = Progress(total, 'epoch 3/10')``; ``bar.update(step, loss=..., acc=..., ips=...)``
     after a step (every step, or only when ``bar.due(step)``); ``bar.close()`` at the end, which
-    shows the last update's values."""
+    shows the last update's values. ``unit``: what is counted ('step'; the atlas's pass counts
+    images); ``initial``: where a resumed loop starts (its rate counts the new work only)."""
 
-    def __init__(self, total: int, desc: str, stream=None, every: float = 0.2):
-        self.total, self.desc, self.every = total, desc, every
+    def __init__(self, total: int, desc: str, stream=None, every: float = 0.2,
+                 unit: str = "step", initial: int = 0):
+        self.total, self.desc, self.every, self.unit = total, desc, every, unit
         self.stream = stream if stream is not None else sys.stderr
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.step, self.metrics = 0, {}
+        self.step, self.first, self.metrics = initial, initial, {}
         self.start = time.monotonic()
         self.bar = None
         if self.live:
             self.bar = tqdm(total=total, desc=desc, file=self.stream, mininterval=every,
-                            miniters=1, unit="step", dynamic_ncols=True, leave=True)
+                            miniters=1, unit=unit, dynamic_ncols=True, leave=True,
+                            initial=initial)
 
     def due(self, step: int) -> bool:
         """Whether ``update(step, ...)`` would redraw the line now: a caller whose metrics cost a
@@ -60,8 +63,9 @@ class Progress:
         """End the line (a terminal keeps it; a log gets its one line now)."""
         if self.bar is not None:
             self.bar.close()
-        elif self.step:
+        elif self.step > self.first:
             line = tqdm.format_meter(self.step, self.total, time.monotonic() - self.start,
-                                     prefix=self.desc, unit="step", postfix=_postfix(self.metrics))
+                                     prefix=self.desc, unit=self.unit,
+                                     postfix=_postfix(self.metrics), initial=self.first)
             self.stream.write(line + "\n")
             self.stream.flush()

@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass
 
@@ -38,6 +36,7 @@ from .ops.elementwise import check_dropout_p
 from .optim import SCHEMES, SGD, ReduceLROnPlateau, StepLR, renormalize_filters
 from .progress import Progress
 from .rundir import FIG4_EPOCHS, RunDir, RunError
+from .stopping import HardStop, StopFlag
 
 __all__ = ["FIG4_EPOCHS", "HardStop", "RunError", "TrainConfig", "TrainingDiverged",
            "check_config", "evaluate", "resume_config", "train", "train_step"]
@@ -358,51 +357,6 @@ def _eval_stats(net, loader: BatchLoader, ten: bool, device: str, should_stop):
     return -np.log(np.maximum(true, 1e-12)), top5, labels, rank
 
 
-class HardStop(KeyboardInterrupt):
-    """A second Ctrl-C: stop at once, without saving. It can land in the middle of a weight
-    update, so the weights in memory may be half-updated; last.npz keeps the last saved state."""
-
-
-class _StopFlag:
-    """Ctrl-C asks to stop at the next step boundary (a weight update is never cut in half);
-    a second Ctrl-C raises :class:`HardStop` at once, which the loop does not save on.
-
-    ``hard`` stays set after the second Ctrl-C: the exception can be raised where Python cannot
-    pass it on (inside a generator being closed, a finalizer), and the loop checks the flag
-    before it saves, so such a Ctrl-C still stops the run without saving."""
-
-    def __init__(self):
-        self.requested = False
-        self.hard = False
-        self.saved = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.saved = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            self.hard = True
-            raise HardStop
-        self.requested = True
-
-    def check_hard(self) -> None:
-        """Raise :class:`HardStop` if a second Ctrl-C came, wherever it was raised."""
-        if self.hard:
-            raise HardStop
-
-    def agree(self, team) -> None:
-        """Make a stop asked on any rank of ``team`` asked on every rank. It only ever sets the
-        flag, so a Ctrl-C that lands during the exchange is not lost."""
-        if team.any(self.requested):
-            self.requested = True
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            signal.signal(signal.SIGINT, self.saved)
-
-
 def train(cfg: TrainConfig, resume: bool = False, *, asked: dict | None = None,
           overwrite: bool = False, resume_from=None, step_hook=None, log=_print) -> dict:
     """Train per ``cfg`` into the run folder ``cfg.out``.
@@ -603,7 +557,7 @@ class _Session:
         # A diverging step overflows and spreads NaN through every later op; NumPy would warn at
         # each of them. The loss check at the next sync point reports it once, with where it
         # happened, so the warnings add nothing.
-        with _StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             while self.epoch < self.cfg.epochs:
                 sums = self.train_epoch(stop)
                 res = None if stop.requested else self.validate(stop)
@@ -613,7 +567,7 @@ class _Session:
                 self.end_epoch(sums, res)
         return {"status": "done", "epoch": self.epoch, "step": 0, "metrics": self.metrics}
 
-    def train_epoch(self, stop: _StopFlag) -> dict:
+    def train_epoch(self, stop: StopFlag) -> dict:
         """Step through epoch ``self.epoch`` from step ``self.step`` to its end, or to a stop
         (Ctrl-C: ``stop.requested``, agreed by every rank at the same step). Returns the
         epoch's running sums, read at the last step. Raises :class:`TrainingDiverged` at a sync
@@ -647,7 +601,7 @@ class _Session:
                             if isinstance(e, HardStop):
                                 raise
                             stop.requested = True   # as a Ctrl-C: agreed at the next step
-                batches.close()   # here, where a second Ctrl-C reaches us (see _StopFlag)
+                batches.close()   # here, where a second Ctrl-C reaches us (see StopFlag)
             except HardStop:
                 raise
             except KeyboardInterrupt:
@@ -677,7 +631,7 @@ class _Session:
             bar.update(self.step, loss=s["loss"] / s["seen"], acc=s["correct"] / s["seen"],
                        ips=s["seen"] / max(1e-9, s["time"]))
 
-    def validate(self, stop: _StopFlag) -> dict | None:
+    def validate(self, stop: StopFlag) -> dict | None:
         """:func:`evaluate` on the validation images (their per-image results kept as
         ``self.predictions``), with the metrics of the held-out images (``holdout_*``, when
         there are any) and of the training sample (``train_eval_*``) added; None when a Ctrl-C

@@ -112,7 +112,7 @@ def check_args(args, net, layers: dict, all_maps_among=None) -> None:
     option that sets it; ``all_maps_among``: the layers --all-maps must be one of (None: any)."""
     for name in ("limit", "batch_size", "maps", "evolution_maps", "evolution_images",
                  "invariance_images"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:   # limit None: all
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
                              f"{getattr(args, name)}")
     if args.correspondence_images < 2:

@@ -23,15 +23,15 @@ from ..nets.inputs import InputSpec
 from .source import ImageSource
 
 
-def load_source(config: dict, mean, crop: int, spec: str | None = None, limit: int = 300,
-                classes: list | None = None) -> ImageSource:
-    """The first ``limit`` validation images of ``spec`` (default: the run's dataset), stored at
-    the run's size. ``classes``: the class ids the net was trained on (a checkpoint's
-    ``meta['classes']``); a dataset with other classes is refused, since its labels would
-    index the wrong outputs. For the synthetic dataset only enough images are drawn: its
+def load_source(config: dict, mean, crop: int, spec: str | None = None,
+                limit: int | None = 300, classes: list | None = None) -> ImageSource:
+    """The first ``limit`` validation images of ``spec`` (default: the run's dataset; ``limit``
+    None: all of them), stored at the run's size. ``classes``: the class ids the net was
+    trained on (a checkpoint's ``meta['classes']``); a dataset with other classes is refused,
+    since its labels would index the wrong outputs. For the synthetic dataset only enough images are drawn: its
     validation image i depends on (seed, i, size) alone, so 'synthetic:5*limit' gives the first
     ``limit`` of any run's."""
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1 image, got {limit}")
     given = spec is not None
     spec = _data_spec(spec or config.get("data", "synthetic"), limit)
@@ -46,7 +46,7 @@ def load_source(config: dict, mean, crop: int, spec: str | None = None, limit: i
         raise DataError(f"{what} has {val.num_classes} classes "
                         f"({', '.join(map(str, val.classes[:3]))}, ...), the run's net was trained "
                         f"on {len(classes)} ({', '.join(map(str, classes[:3]))}, ...); {fix}")
-    n = min(limit, len(val))
+    n = len(val) if limit is None else min(limit, len(val))
     boxes = None if val.boxes is None else val.boxes[:n]
     return ImageSource(val.images[:n], mean, crop, val.labels[:n], boxes, val.names,
                        scale=config.get("input_scale", 1.0),
@@ -218,9 +218,11 @@ def load_part_source(path, spec: str, crop: int, size: int, classes=None, seed: 
                        boxes=np.stack(boxes), names=val.names, parts=parts, **source_args)
 
 
-def _data_spec(spec: str, limit: int) -> str:
-    """Only enough synthetic images: validation image i depends on (seed, i, size) alone."""
-    return f"synthetic:{5 * limit}" if spec.split(":")[0] == "synthetic" else spec
+def _data_spec(spec: str, limit: int | None) -> str:
+    """Only enough synthetic images: validation image i depends on (seed, i, size) alone
+    (``limit`` None: the spec's own, all of its validation images)."""
+    return f"synthetic:{5 * limit}" if limit is not None and spec.split(":")[0] == "synthetic" \
+        else spec
 
 
 def model_labels(val, class_names) -> np.ndarray | None:
@@ -241,26 +243,26 @@ def model_labels(val, class_names) -> np.ndarray | None:
     return None
 
 
-def load_model_source(spec: str, input_spec: InputSpec | None, crop: int, limit: int = 300,
-                      class_names: list | None = None, cache_dir=None):
-    """The first ``limit`` validation images of dataset ``spec`` for an imported net of input
-    side ``crop``, stored at the input spec's size and read through it. ``input_spec`` None:
-    zfraw's convention with no recorded mean, i.e. the per-pixel mean image of the dataset's
-    training images at the model zoo's stored size (``stored_size(crop, convention='zoo')``,
-    scale 1).
+def load_model_source(spec: str, input_spec: InputSpec | None, crop: int,
+                      limit: int | None = 300, class_names: list | None = None, cache_dir=None):
+    """The first ``limit`` (None: all) validation images of dataset ``spec`` for an imported
+    net of input side ``crop``, stored at the input spec's size and read through it.
+    ``input_spec`` None: zfraw's convention with no recorded mean, i.e. the per-pixel mean
+    image of the dataset's training images at the model zoo's stored size
+    (``stored_size(crop, convention='zoo')``, scale 1).
 
     ``class_names``: the model's classes from a labels file (None: unnamed). Returns
     (source, matched): with ``matched`` the source's labels are the model's class indices of
     the images' dataset classes (:func:`model_labels`); otherwise they are the dataset's own
     (for its class list only) and the caller is expected to replace them by predictions.
     ``cache_dir``: the decoded-image cache (None: the default)."""
-    if limit < 1:
+    if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1 image, got {limit}")
     size = input_spec.size if input_spec is not None else stored_size(crop, convention="zoo")
     train, val = load_spec(_data_spec(spec, limit), size, cache_dir=cache_dir)
     if input_spec is None:
         input_spec = InputSpec.zfraw(mean_image(train.images), crop)
-    n = min(limit, len(val))
+    n = len(val) if limit is None else min(limit, len(val))
     labels = model_labels(val, class_names) if class_names is not None else None
     matched = labels is not None
     labels, names = (labels[:n], class_names) if matched else (val.labels[:n], val.names)

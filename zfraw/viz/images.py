@@ -148,6 +148,16 @@ def save_png(img: np.ndarray, path) -> Path:
     return write_file(path, lambda f: pixels.save(f, format="PNG"))
 
 
+def save_webp(img: np.ndarray, path, quality: int = 80, lossless: bool = False) -> Path:
+    """Write an (H, W, 3) uint8 image as WebP (atomically, :func:`write_file`): lossy at
+    ``quality`` (0-100; a fraction of PNG's size, for pages read in a browser) or ``lossless``
+    (the exact pixels). Pillow's encoder is deterministic: the same pixels give the same bytes.
+    Returns the path."""
+    pixels = Image.fromarray(np.ascontiguousarray(img))
+    return write_file(path, lambda f: pixels.save(f, format="WEBP", quality=quality,
+                                                  lossless=lossless, method=4))
+
+
 def text_band(text: str, width: int, size: int = 15, bg: int = 255) -> np.ndarray:
     """A (h, width, 3) uint8 band holding ``text`` in black (Pillow's default font at ``size``
     px, lines split at newlines), for labels on pixel figures."""

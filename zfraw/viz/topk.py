@@ -39,6 +39,12 @@ def _maps_on_device(act):
     raise ValueError(f"activation must be (N, C, H, W) or (N, F), got shape {act.shape}")
 
 
+def per_image_max(act) -> np.ndarray:
+    """Each map's largest activation in each image: (N, C, H, W) or (N, F) -> host (N, C)
+    float32, reduced where the activations are (only (N, C) values are copied to the host)."""
+    return to_host(_maps_on_device(act).max(axis=2)).astype(np.float32, copy=False)
+
+
 @dataclass
 class TopK:
     """The k strongest activations of each of C maps, sorted strongest first.
@@ -100,6 +106,24 @@ class StreamingTopK:
             vals = np.take_along_axis(vals, keep, axis=1)
             ids = np.take_along_axis(ids, keep, axis=1)
         self.values, self.ids = vals, ids
+
+    def state(self) -> dict:
+        """What the selection has kept so far, as host arrays (for a pass that saves itself and
+        resumes, :mod:`zfraw.atlas.scan`): {'k', 'per_image', 'values', 'ids', 'map_hw'}
+        (values, ids and map_hw None before the first batch)."""
+        return {"k": self.k, "per_image": self.per_image, "values": self.values,
+                "ids": self.ids, "map_hw": self.map_hw}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "StreamingTopK":
+        """The selection :meth:`state` saved, ready for the next batch: merging the rest of the
+        batches into it gives what one uninterrupted pass gives."""
+        tk = cls(int(state["k"]), bool(state["per_image"]))
+        if state["values"] is not None:
+            tk.values = np.asarray(state["values"], np.float32)
+            tk.ids = np.asarray(state["ids"], np.int64)
+            tk.map_hw = tuple(int(v) for v in state["map_hw"])
+        return tk
 
     def result(self) -> TopK:
         """The kept activations, strongest first (ties broken by smaller dataset id)."""
