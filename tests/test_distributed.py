@@ -290,19 +290,20 @@ def test_a_plain_process_is_a_team_of_one():
 
 
 def test_the_team_of_one_answers_everything_the_training_loop_asks_a_team():
-    """Every ``team.<name>`` that zfraw/training.py (its stop flag in zfraw/stopping.py) uses
-    exists on Team and on Solo, so the one training path runs under mpiexec and in a plain
-    process alike."""
+    """Every ``team.<name>`` that zfraw/training.py (its stop flag in zfraw/stopping.py) and
+    the atlas's pass use exists on Team and on Solo, so the one training path and the one pass
+    run under mpiexec and in a plain process alike."""
     import re
 
+    import zfraw.atlas.scan
     import zfraw.stopping
     import zfraw.training
 
     asked = set()
-    for module in (zfraw.training, zfraw.stopping):
+    for module in (zfraw.training, zfraw.stopping, zfraw.atlas.scan):
         with open(module.__file__) as f:
             asked |= set(re.findall(r"\bteam\.(\w+)", f.read()))
-    assert {"root", "any", "sum", "allgather", "from_root", "share_net"} <= asked
+    assert {"root", "any", "sum", "allgather", "from_root", "share_net", "rank"} <= asked
     for cls in (distributed.Team, distributed.Solo):
         missing = sorted(name for name in asked if not hasattr(cls, name)
                          and name not in ("rank", "size", "root", "local_rank", "nccl"))
