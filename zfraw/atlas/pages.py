@@ -14,6 +14,8 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
+from .stats import DUPLICATE_R
+
 STYLE = """\
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:0 1em 2em;color:#222}
 nav{font-size:90%;padding:.6em 0;border-bottom:1px solid #ddd;margin-bottom:.6em}
@@ -140,9 +142,9 @@ def index_page(title: str, about: str, spec_rows, layers, passed: str, epochs) -
             "them: a page per layer with each map's strongest deconv projection, sorted by "
             "firing rate (the share of images on which the map's maximum is above zero), dead "
             "maps (rate 0) and near-duplicates (maps whose per-image maxima correlate above "
-            "0.95) flagged; a page per map with its top-9 projections and the image patches "
-            f"under them (Fig. 2), its per-image maxima, its top images' classes, and {evo} "
-            "(Fig. 4).</p>"
+            f"{DUPLICATE_R:g}) flagged; a page per map with its top-9 projections and the image "
+            "patches under them (Fig. 2), its per-image maxima, its top images' classes, and "
+            f"{evo} (Fig. 4).</p>"
             "<table><tr><th>layer</th><th>maps</th><th>map size</th><th>receptive field</th>"
             "<th>dead</th><th>near-duplicates</th><th>median firing rate</th></tr>"
             f"{rows}</table><p>{esc(passed)}</p><h2>Input convention</h2>"
@@ -185,7 +187,7 @@ def layer_page(title: str, layer: LayerInfo, layers, images: int) -> str:
             f"{layer.rf} px; {images} images searched. <span class='flag dead'>dead</span> "
             f"{layer.dead} (never above zero); <span class='flag dup'>dup</span> "
             f"{layer.duplicated} near-duplicates in {layer.pairs} pairs (per-image maxima "
-            "correlating above 0.95, outlined). Each thumbnail is the map's strongest "
+            f"correlating above {DUPLICATE_R:g}, outlined). Each thumbnail is the map's strongest "
             "activation projected to pixels with the deconvnet (zero = grey), cropped to its "
             "receptive field; under it, the map's number and its firing rate (the share of "
             "images on which its maximum is above zero), by which the maps are sorted.</p>"
@@ -238,7 +240,7 @@ def map_page(title: str, layer: LayerInfo, m: MapInfo, layers, images: int, trut
                    f"Receptive field {layer.rf} px.</p>")
     dups = ""
     if m.duplicates:
-        dups = ("<p>Near-duplicates (per-image maxima correlating above 0.95): "
+        dups = (f"<p>Near-duplicates (per-image maxima correlating above {DUPLICATE_R:g}): "
                 + ", ".join(f"<a href='map-{o:04d}.html'>map {o}</a> (r = {r:.3f})"
                             for o, r in m.duplicates) + ".</p>")
     top9 = ""
