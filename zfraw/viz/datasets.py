@@ -50,7 +50,8 @@ def load_source(config: dict, mean, crop: int, spec: str | None = None,
     boxes = None if val.boxes is None else val.boxes[:n]
     return ImageSource(val.images[:n], mean, crop, val.labels[:n], boxes, val.names,
                        scale=config.get("input_scale", 1.0),
-                       parts=synthetic_parts(spec, n, config.get("seed", 0), size))
+                       parts=synthetic_parts(spec, n, config.get("seed", 0), size),
+                       files=val.files[:n])
 
 
 def synthetic_parts(spec: str, n: int, seed: int, size: int):
@@ -215,7 +216,8 @@ def load_part_source(path, spec: str, crop: int, size: int, classes=None, seed: 
         parts.append(mapped)
     check_part_boxes(path, checked, crop, size, log or _stderr)
     return ImageSource(np.stack(images), crop=crop, labels=np.array(labels),
-                       boxes=np.stack(boxes), names=val.names, parts=parts, **source_args)
+                       boxes=np.stack(boxes), names=val.names, parts=parts, files=list(data),
+                       **source_args)
 
 
 def _data_spec(spec: str, limit: int | None) -> str:
@@ -268,4 +270,4 @@ def load_model_source(spec: str, input_spec: InputSpec | None, crop: int,
     labels, names = (labels[:n], class_names) if matched else (val.labels[:n], val.names)
     boxes = None if val.boxes is None else val.boxes[:n]
     return ImageSource(val.images[:n], None, crop, labels, boxes, names, spec=input_spec,
-                       parts=synthetic_parts(spec, n, 0, size)), matched
+                       parts=synthetic_parts(spec, n, 0, size), files=val.files[:n]), matched

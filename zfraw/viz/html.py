@@ -8,6 +8,11 @@ from pathlib import Path
 
 from .images import write_file
 
+# The page's column, in CSS pixels; figures are laid out to fit it where they can. Images are
+# shown at their own size (never shrunk: a tile drawn 48 px wide in the file is 48 px on the
+# page), a wider one scrolls sideways inside its figure.
+PAGE_WIDTH = 1200
+
 
 class HtmlPage:
     """Collects blocks in order and writes them as one self-contained index.html.
@@ -64,8 +69,9 @@ class HtmlPage:
         page = (
             "<!doctype html>\n<html><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>"
-            "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-            "img{max-width:100%;image-rendering:pixelated}"
+            f"body{{font-family:sans-serif;max-width:{PAGE_WIDTH}px;margin:auto;padding:1em}}"
+            "figure{margin:1em 0;overflow-x:auto}"
+            "img{max-width:none;image-rendering:pixelated}"
             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
             "figcaption{font-size:90%;color:#444}"
             f"</style></head><body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n")

@@ -18,6 +18,10 @@ from ..atomic import atomic_open
 # of |values| so the structure around them stays visible.
 DISPLAY_PERCENTILE = 99.5
 
+# The narrowest a projection, an image patch or an image is drawn, in output pixels: smaller
+# tiles are enlarged by whole-pixel repetition (nearest neighbour, :func:`tile_zoom`).
+MIN_TILE = 48
+
 
 def to_hwc(img: np.ndarray) -> np.ndarray:
     """(C, H, W) with C in {1, 3} -> (H, W, 3); (H, W) -> (H, W, 3)."""
@@ -121,7 +125,7 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1) if factor > 1 else img
 
 
-def tile_zoom(side: int, min_side: int = 48) -> int:
+def tile_zoom(side: int, min_side: int = MIN_TILE) -> int:
     """Integer zoom that makes a tile of ``side`` pixels at least ``min_side`` wide."""
     return max(1, -(-min_side // side))
 

@@ -1,5 +1,8 @@
 """Matplotlib figures (curves, occlusion maps, invariance), written to PNG files with the
-non-interactive Agg backend, atomically (:func:`zfraw.viz.images.write_file`)."""
+non-interactive Agg backend, atomically (:func:`zfraw.viz.images.write_file`). Pictures inside
+them (images, projections, the invariance strips) are drawn with nearest-neighbour resampling,
+the figure enlarged until their narrowest tile is at least ``MIN_TILE`` output pixels wide
+(:func:`fit_tiles`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,16 +13,44 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .images import write_file  # noqa: E402
+from .images import MIN_TILE, write_file  # noqa: E402
+
+DPI = 90            # the resolution figures are written at (output pixels per inch)
+PAGE_INCHES = 13.0  # a figure's starting width, about the report page's column at DPI
 
 
-def save_figure(fig, path, dpi: int = 90) -> Path:
+def save_figure(fig, path, dpi: int = DPI) -> Path:
     """Lay ``fig`` out, write it as a PNG at ``path`` (atomically) and close it."""
     try:
         fig.tight_layout()
         return write_file(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     finally:
         plt.close(fig)
+
+
+def drawn_scale(fig, ax, dpi: int = DPI) -> float:
+    """Output pixels per data unit at which ``ax`` (a picture's axes, equal aspect) is drawn
+    once ``fig`` is laid out and written at ``dpi``."""
+    fig.canvas.draw()                     # applies the equal aspect to the axes' box
+    box = ax.get_window_extent()          # in pixels at the figure's own dpi
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    return min(box.width / abs(x1 - x0), box.height / abs(y1 - y0)) * dpi / fig.dpi
+
+
+def fit_tiles(fig, tiles, min_px: int = MIN_TILE, dpi: int = DPI, tries: int = 6) -> float:
+    """Lay ``fig`` out, enlarging it (both sides by one factor, fonts kept) until every tile is
+    drawn at least ``min_px`` output pixels wide: ``tiles`` = [(axes, the width of its
+    narrowest tile in the axes' data units, i.e. the picture's pixels)]. Returns the narrowest
+    width drawn."""
+    goal = min_px + 2   # a margin for the rounding of the axes' edges to whole pixels
+    for _ in range(tries):
+        fig.tight_layout()
+        narrowest = min(drawn_scale(fig, ax, dpi) * w for ax, w in tiles)
+        if narrowest >= goal:
+            return narrowest
+        fig.set_size_inches(fig.get_size_inches() * min(2.0, 1.02 * goal / narrowest))
+    fig.tight_layout()
+    return min(drawn_scale(fig, ax, dpi) * w for ax, w in tiles)
 
 
 def training_curves(records, path, x_key: str = "epoch") -> Path:
@@ -73,48 +104,55 @@ def short_name(name, width: int = 22) -> str:
 
 
 def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box=None,
-                     projections: np.ndarray | None = None) -> Path:
+                     projections: np.ndarray | None = None, projection_tile: int | None = None,
+                     title: str | None = None) -> Path:
     """The paper's Fig. 7 row for one image: (a) the image (with its box), (b) total
     activation of the strongest map of the layer in the unoccluded image, (c) that map's
-    projection in this image (black frame) beside its projections in other images (an (H, W, 3)
+    projection in this image (black frame) and its projections in other images (an (H, W, 3)
     uint8 picture, from :func:`zfraw.viz.top9` crops; left out when None), (d) true-class
     probability, (e) most probable class, each map over the centre grid of the sweep; (d) and
     (e) left out where the sweep has no probabilities (a net without a classifier).
-    image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1)."""
+    image: (H, W, 3) uint8; maps: occlusion.OcclusionMaps; box: (y0, x0, y1, x1);
+    projection_tile: the width of the narrowest tile of ``projections`` (default: a third of
+    its height); title: a line above the panels. The image and each projection tile are drawn
+    at least MIN_TILE pixels wide (nearest neighbour)."""
     h, w = image.shape[:2]
     ext = (*_cell_edges(maps.xs), *_cell_edges(maps.ys)[::-1])  # left, right, bottom, top
     scores = maps.prob_true is not None
-    widths = [1, 1.25] + ([1.9] if projections is not None else []) + ([1.25, 1.6] if scores
+    widths = [1, 1.25] + ([1.5] if projections is not None else []) + ([1.25, 1.6] if scores
                                                                          else [])
-    fig, axes = plt.subplots(1, len(widths), figsize=(3.1 * sum(widths), 4.3),
+    unit = PAGE_INCHES / 6.6   # the five panels of a net with a classifier fill the page
+    fig, axes = plt.subplots(1, len(widths), figsize=(unit * sum(widths), 1.5 * unit),
                              gridspec_kw={"width_ratios": widths})
+    if title:
+        fig.suptitle(title, fontsize=11)
     axes = list(axes)
     ax_img, ax_act = axes[0], axes[1]
     ax_proj = axes[2] if projections is not None else None
     true = short_name(class_names[label])
-    ax_img.imshow(image)
+    ax_img.imshow(image, interpolation="nearest")
     ax_img.set_title(f"(a) {true}" + (f"\np = {maps.base_prob:.2f}" if scores else ""),
-                     fontsize=14)
+                     fontsize=11)
     panels = [(ax_act, maps.act, "viridis", f"(b) total activation,\nmap {maps.fmap}")]
     if scores:
         ax_prob, ax_top = axes[-2], axes[-1]
         panels.append((ax_prob, maps.prob_true, "jet", f"(d) p({true})"))
-    for ax, m, cmap, title in panels:
-        ax.imshow(image, alpha=0.35)
+    for ax, m, cmap, name in panels:
+        ax.imshow(image, alpha=0.35, interpolation="nearest")
         im = ax.imshow(m, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest")
         cb = fig.colorbar(im, ax=ax, fraction=0.046)
-        cb.ax.tick_params(labelsize=12)
-        ax.set_title(title, fontsize=14)
+        cb.ax.tick_params(labelsize=9)
+        ax.set_title(name, fontsize=11)
     if scores:
         classes = np.unique(maps.top_class)
         idx = np.searchsorted(classes, maps.top_class)
         cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20", len(classes))
-        ax_top.imshow(image, alpha=0.35)
+        ax_top.imshow(image, alpha=0.35, interpolation="nearest")
         im = ax_top.imshow(idx, cmap=cmap, extent=ext, alpha=0.75, interpolation="nearest",
                            vmin=-0.5, vmax=len(classes) - 0.5)
         cb = fig.colorbar(im, ax=ax_top, fraction=0.07, ticks=range(len(classes)))
-        cb.ax.set_yticklabels([short_name(class_names[c], 18) for c in classes], fontsize=15)
-        ax_top.set_title("(e) most probable class", fontsize=14)
+        cb.ax.set_yticklabels([short_name(class_names[c], 18) for c in classes], fontsize=10)
+        ax_top.set_title("(e) most probable class", fontsize=11)
     for ax in [ax_img] + [ax for ax, *_ in panels] + ([ax_top] if scores else []):
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
@@ -124,11 +162,14 @@ def occlusion_figure(path, image: np.ndarray, maps, class_names, label: int, box
             y0, x0, y1, x1 = box
             ax.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
                                        ec="white", lw=1.5))
+    tiles = [(ax_img, w)]
     if ax_proj is not None:
         ax_proj.imshow(projections, interpolation="nearest")
-        ax_proj.set_title(f"(c) map {maps.fmap}: this image (framed),\nthen other images",
-                          fontsize=14)
+        ax_proj.set_title(f"(c) map {maps.fmap}: this image\n(black), then others",
+                          fontsize=11)
         ax_proj.axis("off")
+        tiles.append((ax_proj, projection_tile or projections.shape[0] / 3))
+    fit_tiles(fig, tiles)
     return save_figure(fig, path)
 
 
@@ -137,21 +178,26 @@ TRANSFORM_AXES = {"translate": "vertical translation (pixels)", "scale": "scale 
 
 
 def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "true class",
-                      strips: dict | None = None, names=None) -> Path:
+                      strips: dict | None = None, names=None, strip_tile: int | None = None
+                      ) -> Path:
     """The paper's Fig. 5 layout: one row per transform (a: translation, b: scale,
     c: rotation; curves[kind] from invariance.invariance_curves); column 1 the example images
     undergoing it (strips[kind]: an (H, W, 3) uint8 picture, one image per row, in the
     lines' colours), then the Euclidean distance between the original's and the transformed
     image's feature vectors at each of ``layers`` (the paper: layers 1 and 7), then the
     probability of the true class (left out where the curves have none: a net without a
-    classifier). One coloured line per image, named by ``names``."""
+    classifier). One coloured line per image, named by ``names``. strip_tile: the width of
+    one image in the strips (default: a fifth of a strip's width); each is drawn at least
+    MIN_TILE pixels wide (nearest neighbour)."""
     kinds = list(curves)
     rows = list(layers) + (["prob"] if all(c["prob"] is not None for c in curves.values())
                            else [])
     ncols = len(rows) + (strips is not None)
     widths = ([1.5] if strips is not None else []) + [1] * len(rows)
-    fig, axes = plt.subplots(len(kinds), ncols, figsize=(3.5 * sum(widths), 3.6 * len(kinds)),
-                             squeeze=False, gridspec_kw={"width_ratios": widths})
+    unit = PAGE_INCHES / (1.5 + len(layers) + 1)  # strips, distances and p(true) fill the page
+    fig, axes = plt.subplots(len(kinds), ncols, squeeze=False,
+                             figsize=(unit * sum(widths), 1.4 * unit * len(kinds)),
+                             gridspec_kw={"width_ratios": widths})
     for i, kind in enumerate(kinds):
         c = curves[kind]
         letter = "abc"[i] if i < 3 else str(i + 1)
@@ -178,6 +224,9 @@ def invariance_figure(path, curves: dict, layers, class_name_of_prob: str = "tru
                 ax.set_ylim(-0.02, 1.02)
             if i == 0 and j == len(rows) - 1 and names is not None:
                 ax.legend(fontsize=7, loc="best")
+    if strips is not None:
+        fit_tiles(fig, [(axes[i, 0], strip_tile or strips[k].shape[1] / 5)
+                        for i, k in enumerate(kinds)])
     return save_figure(fig, path)
 
 

@@ -28,10 +28,11 @@ class ImageSource:
     spec: an :class:`InputSpec` instead of mean and scale (its crop must be ``crop``); without
     one the spec is the zfraw run's, ``InputSpec.zfraw(mean, crop, scale)``. parts: per image
     a dict {part name: (x0, y0, x1, y1) stored pixels} or None; kept as ``self.parts`` in
-    (y0, x0, y1, x1) crop pixels (None without parts)."""
+    (y0, x0, y1, x1) crop pixels (None without parts). files: the images' files as the dataset
+    lists them (None where unknown), for the report's records."""
 
     def __init__(self, images, mean, crop: int, labels, boxes=None, names=None,
-                 scale: float = 1.0, spec: InputSpec | None = None, parts=None):
+                 scale: float = 1.0, spec: InputSpec | None = None, parts=None, files=None):
         # A memory map (an ndarray) stays lazy; anything else becomes an array.
         images = images if isinstance(images, np.ndarray) else np.asarray(images)
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
@@ -64,6 +65,9 @@ class ImageSource:
         self.parts = None if parts is None else self._net_parts(parts)
         self.names = list(names) if names is not None else [str(i) for i in
                                                            range(int(self.labels.max()) + 1)]
+        self.files = None if not files else list(files)
+        if self.files is not None and len(self.files) != len(self.labels):
+            raise ValueError(f"{len(self.labels)} images but {len(self.files)} file names")
 
     def _net_boxes(self, boxes):
         """(N, 4) (x0, y0, x1, y1) stored -> (y0, x0, y1, x1) in the crop, clipped; -1 rows kept."""

@@ -96,12 +96,19 @@ def map_blocks(items, k: int = 9):
     return grid(proj, ncols, pad=1, bg=0), grid(patch, ncols, pad=1, bg=0)
 
 
-def layer_figure(blocks: list, per_row: int | None = None, gap: int = 8):
+def layer_figure(blocks: list, per_row: int | None = None, gap: int = 8,
+                 max_width: int | None = None):
     """The paper's Fig. 2 layout for one layer: the maps' 3x3 projection grids on the left,
     the 3x3 patch grids on the right at the same places (blocks: [(projections, patches)] from
-    :func:`map_blocks`, row-major), ``per_row`` maps per row (default: a square).
+    :func:`map_blocks`, row-major), ``per_row`` maps per row (default: a square, with fewer per
+    row where it would be wider than ``max_width`` pixels; tiles keep their size).
     -> (H, W, 3) uint8."""
-    per_row = per_row or int(np.ceil(np.sqrt(len(blocks))))
+    if per_row is None:
+        per_row = int(np.ceil(np.sqrt(len(blocks))))
+        block = blocks[0][0].shape[1]
+        while max_width and per_row > 1 and 2 * (per_row * (block + gap) + gap) + 5 * gap \
+                > max_width:
+            per_row -= 1
     left = grid([b[0] for b in blocks], per_row, pad=gap)
     right = grid([b[1] for b in blocks], per_row, pad=gap)
     return hstack([left, right], pad=5 * gap)
