@@ -61,14 +61,26 @@ def parse_args(argv=None):
                    help="default relu5 (a model: the last conv's relu)")
     p.add_argument("--occlusion-size", type=int, default=None, help="default crop/4")
     p.add_argument("--occlusion-stride", type=int, default=None, help="default crop/8")
-    p.add_argument("--occlusion-figures", type=int, default=2)
+    p.add_argument("--occlusion-figures", type=int, default=2,
+                   help="Fig. 7 figures: the first N validation images that the net classifies "
+                   "correctly with p(true) >= --occlusion-min-prob and whose box covers at "
+                   "most --occlusion-max-box of its view (default 2)")
+    p.add_argument("--occlusion-min-prob", type=float, default=0.5,
+                   help="the figures' least p(true class) (default 0.5)")
+    p.add_argument("--occlusion-max-box", type=float, default=0.5,
+                   help="the largest share of the net's view an object's box may cover, for "
+                   "the figures and the statistic (default 0.5; 1: any box)")
     p.add_argument("--occlusion-stats", type=int, default=8,
-                   help="images for the in-box drop statistic (0: skip)")
+                   help="images for the in-box drop statistic: the first N validation images "
+                   "whose box covers at most --occlusion-max-box of the view (0: skip)")
     p.add_argument("--occlusion-stats-stride", type=int, default=None,
                    help="stride for the statistic (default: the figures' stride)")
-    p.add_argument("--correspondence-classes", type=int, default=2)
-    p.add_argument("--correspondence-images", type=int, default=5,
-                   help="images per class whose parts are occluded (the paper: 5)")
+    p.add_argument("--correspondence-classes", type=int, default=None,
+                   help="classes whose parts are occluded (default: every class of a --parts "
+                   "file; 2 of the synthetic set's)")
+    p.add_argument("--correspondence-images", type=int, default=None,
+                   help="images per class whose parts are occluded (default: every image of a "
+                   "--parts file's class; 5 of the synthetic set's, as the paper)")
     p.add_argument("--parts", default=None, metavar="FILE",
                    help="part boxes for the correspondence section: JSON {image file: {part: "
                    "[x0, y0, x1, y1]}} (default: the synthetic set's own parts)")
@@ -115,15 +127,20 @@ def check_args(args, net, layers: dict, all_maps_among=None) -> None:
         if getattr(args, name) is not None and getattr(args, name) < 1:   # limit None: all
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got "
                              f"{getattr(args, name)}")
-    if args.correspondence_images < 2:
+    if args.correspondence_images is not None and args.correspondence_images < 2:
         raise ValueError(f"--correspondence-images must be at least 2 (pairs of images), got "
                          f"{args.correspondence_images}")
     if args.parts is not None and not Path(args.parts).is_file():
         raise ValueError(f"--parts {args.parts}: no such file")
     for name in ("occlusion_figures", "occlusion_stats", "correspondence_classes",
                  "random_draws"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name in ("occlusion_min_prob", "occlusion_max_box"):
+        value = getattr(args, name)
+        if not 0 <= value <= 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be in 0..1, got {value}")
     for name in ("occlusion_size", "occlusion_stride", "occlusion_stats_stride"):
         value = getattr(args, name)
         if value is not None and not 1 <= value <= net.input_shape[1]:

@@ -13,6 +13,7 @@ from ..checkpoint import OUT_OF_SPACE, os_error_line, write_error
 from ..data import DataError
 from ..rundir import check_out_folder
 from ..viz.html import HtmlPage
+from ..viz.images import MIN_TILE
 from .options import SECTIONS, check_source, parse_args
 from .sections import (log, section_correspondence, section_evolution, section_filters,
                        section_invariance, section_occlusion, section_rules, section_top9,
@@ -68,6 +69,14 @@ def opening(page, out, s: Subject) -> None:
         section_training(page, out, s.training.metrics)
     page.heading("Architecture", 3)
     page.pre(s.net.summary_text())
+    page.heading("How the figures are drawn", 3)
+    page.text(f"Every image, projection and image patch is drawn at least {MIN_TILE} px wide: "
+              "the pixel figures (Fig. 2, 4, 6, 8, the projection rules) enlarge small tiles "
+              "by whole-pixel repetition (nearest neighbour), and the plotted figures (Fig. 5's "
+              "strips, Fig. 7) draw their pictures with nearest-neighbour resampling, the "
+              f"figure enlarged until its narrowest tile is {MIN_TILE} px. The page shows every "
+              "figure at its own size (a wider one scrolls sideways). The conv1 filters "
+              "themselves (Fig. 6) are drawn at least 36 px wide.")
 
 
 def section_steps(page, out, s: Subject, args) -> dict:
@@ -77,6 +86,7 @@ def section_steps(page, out, s: Subject, args) -> dict:
     draw = dict(maps=args.maps, seed=args.seed, batch_size=args.batch_size,
                 distinct=not args.top9_positions)  # how top-9 maps are drawn, as in Fig. 2
     topk = {}  # the top-9 pass's top activations, reused by the occlusion figures
+    record = {"report": s.title}  # what the JSON files beside the page are about
     return {
         "filters": lambda: section_filters(page, out, net, source, layers["filters"], s.label,
                                            s.renorm, s.other, limit=args.limit, **draw),
@@ -93,11 +103,14 @@ def section_steps(page, out, s: Subject, args) -> dict:
             page, out, net, source, layers["occlusion"], s.truth, topk,
             figures=args.occlusion_figures, stats=args.occlusion_stats,
             size=args.occlusion_size, stride=args.occlusion_stride,
-            stats_stride=args.occlusion_stats_stride, batch_size=args.batch_size),
+            stats_stride=args.occlusion_stats_stride, batch_size=args.batch_size,
+            min_prob=args.occlusion_min_prob, max_box=args.occlusion_max_box,
+            validation=s.validation, record=record),
         "correspondence": lambda: section_correspondence(
             page, out, net, source, layers["correspondence"], args.parts, s.load_parts,
             n_images=args.correspondence_images, n_classes=args.correspondence_classes,
-            draws=args.random_draws, seed=args.seed, batch_size=args.batch_size),
+            draws=args.random_draws, seed=args.seed, batch_size=args.batch_size,
+            record=record),
     }
 
 

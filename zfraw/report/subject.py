@@ -51,6 +51,9 @@ class Subject:
     load_parts: Callable        # (--parts FILE, log) -> ImageSource of the images it names,
     #                             with parts (log: where the lines on clipped boxes go)
     out: Path                   # the default report folder
+    # n -> ImageSource of the first n validation images (as ``source``, which holds the first
+    # --limit), for the occlusion statistic, which searches further; None: ``source`` only.
+    validation: Callable | None = None
     # What the label-reading sections measure the probability of; None: the net has no
     # classifier (an imported headless graph), so those parts are left out.
     truth: str | None = TRUE
@@ -152,6 +155,8 @@ def run_subject(args) -> Subject:
                    "(zfraw.data's evaluation view, as in training's validation).",
         net=net, source=source, layers=layers, label="this run", renorm=renorm_note(config),
         load_parts=_with_cache_errors(cache, load_parts), out=run.report_path,
+        validation=_with_cache_errors(cache, lambda n: load_source(
+            config, mean, crop, args.data, n, classes=classes)),
         training=Training(
             metrics=run.read_metrics(), epochs=run.epoch_checkpoints(),
             snapshots=lambda: run.snapshots(args.device, config),
@@ -342,6 +347,12 @@ def model_subject(args) -> Subject:
         return load_part_source(path, args.data, crop, source.images.shape[1],
                                 cache_dir=args.cache_dir, log=log, mean=None, spec=source.spec)
 
+    def validation(n):
+        more = load_model_source(args.data, spec, crop, n, names, cache_dir=args.cache_dir)[0]
+        if truth is not None and truth != TRUE:  # the net's top-1 stands for the true class
+            more = more.relabeled(predict(net, more, args.batch_size), source.names)
+        return more
+
     return Subject(
         title=f"zfraw report: {model.name} (imported ONNX net)",
         about=f"Model {model.resolve()}: graph {info['graph_name'] or '(unnamed)'}, opset "
@@ -355,6 +366,7 @@ def model_subject(args) -> Subject:
         input_note=how, net=net, source=source, layers=layers, label="this net",
         renorm="imported net", load_parts=_with_cache_errors(args.cache_dir, load_parts),
         out=model.parent / f"report-{model.stem}",
+        validation=_with_cache_errors(args.cache_dir, validation),
         truth=truth,
         notes=[("Classes and labels", labels_note if headless else
                 f"Class names: {'from ' + args.labels if args.labels else 'class k (no --labels)'}"
