@@ -113,6 +113,7 @@ def test_top9_is_the_reports(atlas, trained_run, tmp_path):
     and for a layer, the report's own Fig. 2 figure of all its maps."""
     from zfraw.report import build_report, parse_args
     from zfraw.report.subject import subject_of
+    from zfraw.viz.html import PAGE_WIDTH
     from zfraw.viz.top9 import collect_topk, layer_figure, map_blocks, project_topk
 
     index = read_index(atlas)
@@ -149,7 +150,7 @@ def test_top9_is_the_reports(atlas, trained_run, tmp_path):
     blocks = [(pixels(atlas / m["files"]["top9"]), pixels(atlas / m["files"]["patches"]))
               for m in ly["map_list"]]
     np.testing.assert_array_equal(pixels(page.parent / f"top9_{ly['name']}.png"),
-                                  layer_figure(blocks))
+                                  layer_figure(blocks, max_width=PAGE_WIDTH))
 
 
 def test_map_page_shows_its_numbers(atlas):
