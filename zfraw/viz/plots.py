@@ -75,9 +75,12 @@ def training_curves(records, path, x_key: str = "epoch") -> Path:
             pts = [(r[x_key], r[k]) for r in records if isinstance(r.get(k), (int, float))]
             ax.plot(*zip(*pts), marker="o", ms=3, label=k)
         ax.set_xlabel(x_key)
-        ax.set_title(", ".join(panel), fontsize=9)
+        # a panel of several series is named by its legend; a long list would run into the
+        # neighbouring panel's title
+        ax.set_title("losses" if panel is losses else "top-k accuracies" if panel is scores
+                     else panel[0], fontsize=9)
         if len(panel) > 1:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     return save_figure(fig, path)
