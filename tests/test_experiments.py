@@ -1,6 +1,7 @@
 """Architecture variants (Tables 2, 3) and the experiments command at toy scale."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -156,3 +157,14 @@ def test_experiments_sharing_a_folder_keep_their_own_results(tmp_path):
 def test_table2_needs_a_base_with_an_alexnet_twin(tmp_path, capsys):
     assert experiments_cli.main(["table2", "--out", str(tmp_path)] + TOY) == 2
     assert "table2 compares zf with alexnet" in capsys.readouterr().err
+
+
+def test_a_row_finished_without_per_image_predictions_is_named_not_fatal(tmp_path):
+    out = tmp_path / "exp"
+    assert experiments_cli.main(["table3", "--out", str(out)] + TOY) == 0
+    shutil.rmtree(out / "zf-32" / "seed-0" / "predictions")     # as a run from older code
+    assert experiments_cli.main(["table3", "--out", str(out)] + TOY) == 0
+    base = json.loads((out / "table3.json").read_text())["rows"][0]
+    assert base["seeds"] == [] and "seeds 0 finished without per-image predictions" in \
+        base["status"]
+    assert "ci95" not in base

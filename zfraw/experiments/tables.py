@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from ..data import stored_size
-from ..rundir import RunDir
+from ..rundir import RunDir, RunError
 from ..nets import get_spec
 from ..training import TrainConfig, train
 from . import paper, stats
@@ -52,20 +52,25 @@ def _row_metrics(cfgs: list) -> dict:
     on, random crops, as the paper's) and the evaluation-mode train error on a fixed sample
     (``train_eval_top1_err``: no dropout, centre crop, which tells underfitting from
     convergence)."""
-    done, records, errors = [], [], []
+    done, records, errors, unpaired = [], [], [], []
     for cfg in cfgs:
         run = RunDir(cfg.out)
-        rows = run.read_metrics() if run.path.is_dir() else []
+        rows = run.read_metrics()
         if rows and rows[-1]["epoch"] >= cfg.epochs:
-            p = run.read_predictions(rows[-1]["epoch"])
+            try:
+                p = run.read_predictions(rows[-1]["epoch"])
+            except RunError:         # trained before runs kept them: no interval possible
+                unpaired.append(cfg.seed)
+                continue
             done.append(cfg.seed)
             records.append(rows[-1])
             errors.append(p["top1"] != p["labels"])
-    trained = sum(bool(RunDir(c.out).path.is_dir() and RunDir(c.out).read_metrics())
-                  for c in cfgs)
+    trained = sum(bool(RunDir(c.out).read_metrics()) for c in cfgs)
     out = {"seeds": done, "epochs": cfgs[0].epochs,
            "status": "done" if len(done) == len(cfgs) else
-           "not trained" if not trained else f"{len(done)} of {len(cfgs)} seeds"}
+           "not trained" if not trained else f"{len(done)} of {len(cfgs)} seeds"
+           + (f" (seeds {', '.join(map(str, unpaired))} finished without per-image "
+              "predictions: retrain them into a new --out)" if unpaired else "")}
     if not done:
         return out
     interval = stats.error_interval(errors)
