@@ -76,3 +76,16 @@ def test_spectral_concentration_tells_patterns_from_noise():
     np.testing.assert_allclose(filters.spectral_concentration(7 * gabors[:, None]), edges)
     with pytest.raises(ValueError, match="F, C, k, k"):
         filters.spectral_concentration(gabors)
+
+
+def test_diagnostics_report_the_first_layers_structure():
+    from zfraw.nets import build
+    from zfraw.viz.source import ImageSource
+
+    net = build("zf-32", 10, seed=1, init="he", width=0.125)
+    images = np.random.default_rng(2).integers(0, 256, (6, 36, 36, 3), dtype=np.uint8)
+    source = ImageSource(images, None, 32, np.arange(6) % 3, scale=1 / 64)
+    d = filters.diagnostics(net, source, limit=6, batch_size=3, shift_images=2)
+    expected = filters.spectral_concentration(net.layer("conv1").params["W"])
+    np.testing.assert_allclose(d["structure"], expected)
+    assert d["mean_structure"] == pytest.approx(expected.mean())

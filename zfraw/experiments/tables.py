@@ -224,7 +224,8 @@ def _diagnostics(cfg: TrainConfig, limit: int = 128) -> dict:
     d = diagnostics(net, source, limit=limit)
     return {"filters": d["filters"], "dead": len(d["dead"]),
             "low_dominated": len(d["low_dominated"]), "high_dominated": len(d["high_dominated"]),
-            "mean_mid_share": d["mean_mid_share"], "conv2_nyquist_share": d["conv2_nyquist_share"],
+            "mean_mid_share": d["mean_mid_share"], "conv1_structure": d["mean_structure"],
+            "conv2_nyquist_share": d["conv2_nyquist_share"],
             "conv2_shift_sensitivity": float(np.mean(d["shift_sensitivity"]))}
 
 
@@ -233,10 +234,13 @@ def _diagnostics_text(diag: dict) -> str:
              "positions, dominated = > 80% of the power in one frequency band; conv2: share of "
              "energy near Nyquist and change under sub-stride shifts, the paper's aliasing):", "",
              "| net | conv1 filters | dead | low-dominated | high-dominated | mid-band share | "
-             "conv2 Nyquist share | conv2 shift sensitivity |", "|---|---|---|---|---|---|---|---|"]
+             "conv1 structure | conv2 Nyquist share | conv2 shift sensitivity |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, d in diag.items():
+        structure = d.get("conv1_structure")    # absent from results written before it
         lines.append(f"| {name} | {d['filters']} | {d['dead']} | {d['low_dominated']} | "
                      f"{d['high_dominated']} | {d['mean_mid_share']:.3f} | "
+                     + ("—" if structure is None else f"{structure:.3f}") + " | "
                      f"{d['conv2_nyquist_share']:.3f} | {d['conv2_shift_sensitivity']:.3f} |")
     return "\n".join(lines)
 

@@ -121,7 +121,10 @@ def section_filters(page, out, net, source, layers, label, renorm, other=None, *
     page.text("Dead: positive at < 1% of (image, position) pairs. Bands of each filter's power "
               "spectrum by radial frequency (Nyquist = 1): low < 0.25 <= mid < 0.75 <= high; "
               "dominated: > 80% of the energy in one band. conv2 Nyquist share: energy of conv2 "
-              "maps at radial frequency >= 0.75. Shift sensitivity: relative change of conv2's "
+              "maps at radial frequency >= 0.75. Structure: the mean share of each conv1 "
+              "filter's spectral energy in its strongest 10% of frequencies (random filters "
+              "0.22; edges, Gabor-like patterns and colour blobs 0.46-0.71). "
+              "Shift sensitivity: relative change of conv2's "
               "position-averaged features when the image moves by s pixels diagonally "
               "(s below conv2's stride; an alias-free layer would barely change)."
               + ("" if layers == ("conv1", "relu1", "conv2") else
@@ -131,14 +134,16 @@ def section_filters(page, out, net, source, layers, label, renorm, other=None, *
     for name, d in runs.items():
         sens = ", ".join(f"{s}px: {v:.3f}" for s, v in zip(d["shifts"], d["shift_sensitivity"]))
         rows.append([name, d["filters"], len(d["dead"]), len(d["low_dominated"]),
-                     len(d["high_dominated"]), d["mean_mid_share"], d["conv2_nyquist_share"],
-                     sens])
+                     len(d["high_dominated"]), d["mean_mid_share"], d["mean_structure"],
+                     d["conv2_nyquist_share"], sens])
     page.table(["net", "conv1 filters", "dead", "low-dominated", "high-dominated",
-                "mean mid-band share", "conv2 Nyquist share", "conv2 shift sensitivity"], rows)
+                "mean mid-band share", "conv1 structure", "conv2 Nyquist share",
+                "conv2 shift sensitivity"], rows)
     bars = {name: {"dead": len(d["dead"]) / d["filters"],
                    "low-dom.": len(d["low_dominated"]) / d["filters"],
                    "high-dom.": len(d["high_dominated"]) / d["filters"],
-                   "mid share": d["mean_mid_share"], "conv2 Nyquist": d["conv2_nyquist_share"],
+                   "mid share": d["mean_mid_share"], "structure": d["mean_structure"],
+                   "conv2 Nyquist": d["conv2_nyquist_share"],
                    "conv2 shift": float(np.mean(d["shift_sensitivity"]))}
             for name, d in runs.items()}
     page.image(plots.bar_groups(out / "filter_diagnostics.png", bars, "fraction / share",

@@ -127,7 +127,8 @@ def shift_sensitivity(features, images: np.ndarray, layer: str, shifts) -> np.nd
 def diagnostics(net, source, limit: int = 256, batch_size: int = 64, dead_threshold: float = 0.01,
                 dominance: float = 0.8, shift_images: int = 32,
                 layers=("conv1", "relu1", "conv2")) -> dict:
-    """The Sec. 4.1 numbers for one net: conv1 band shares and dominated filters, dead conv1
+    """The Sec. 4.1 numbers for one net: conv1 band shares, dominated filters and structure
+    (:func:`spectral_concentration`, per filter and its mean), dead conv1
     maps over the first ``limit`` images of source, and layer-2 aliasing (nyquist_share of
     conv2 over the same images, shift_sensitivity on ``shift_images`` of them for shifts below
     conv2's stride). ``layers``: the names of the first conv, its ReLU and the second conv (an
@@ -153,7 +154,9 @@ def diagnostics(net, source, limit: int = 256, batch_size: int = 64, dead_thresh
     sens = shift_sensitivity(probs_and_features(net, [conv2], batch_size, probs=False),
                              source.inputs(np.arange(min(shift_images, len(source)))), conv2,
                              shifts)
+    structure = spectral_concentration(w)
     return {"filters": len(w), "band_shares": shares, "positive_fraction": frac,
+            "structure": structure, "mean_structure": float(structure.mean()),
             "dead": dead_filters(frac, dead_threshold), "low_dominated": dom["low"],
             "high_dominated": dom["high"], "mean_mid_share": float(shares["mid"].mean()),
             "conv2_nyquist_share": nyq / max(seen, 1), "conv2_jump": jump,
