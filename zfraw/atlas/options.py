@@ -8,8 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..nets.inputs import PRESETS
-from ..report.options import check_source
+from ..report.options import add_subject_options, check_source
 from ..report.options import parse_args as report_parse_args
 
 # What the atlas passes on to the report's options, as given (None: the report's default).
@@ -20,20 +19,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m zfraw.atlas",
                                 description=sys.modules[__package__].__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", default=None, help="training run folder (config.json, checkpoints)")
-    p.add_argument("--model", default=None, metavar="MODEL.onnx",
-                   help="an ONNX net instead of a run (needs --data)")
-    p.add_argument("--checkpoint", default=None, help="--run's checkpoint to show (default: "
-                   "the newest, last.npz); the evolution strips read every epoch-NNN.npz")
-    p.add_argument("--data", default=None, help="dataset spec (default: the run's)")
-    p.add_argument("--preprocess", default=None, metavar="PRESET",
-                   help=f"--model's input convention: {', '.join(PRESETS)} (default: the one "
-                   "the file records)")
-    p.add_argument("--labels", default=None, metavar="FILE",
-                   help="--model's class names, one per line")
-    p.add_argument("--max-image-mib", type=float, default=None, metavar="MIB",
-                   help="--model: refuse a graph whose activations for one image would take "
-                   "more than MIB MiB (default 2048; 0: no limit)")
+    add_subject_options(p, "--run's checkpoint to show (default: the newest, last.npz); the "
+                        "evolution strips read every epoch-NNN.npz")
     p.add_argument("--out", default=None, help="atlas folder (default RUN/atlas, or MODEL's "
                    "folder/atlas-<stem>)")
     p.add_argument("--limit", type=int, default=None,

@@ -10,15 +10,13 @@ from pathlib import Path
 from ..nets.inputs import PRESETS
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m zfraw.report",
-                                description=sys.modules[__package__].__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_subject_options(p: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    """The options that say what is shown: a run (and its checkpoint) or an imported model with
+    its data and input convention. The report and the atlas take the same ones."""
     p.add_argument("--run", default=None, help="training run folder (config.json, checkpoints)")
     p.add_argument("--model", default=None, metavar="MODEL.onnx",
-                   help="an ONNX classification net instead of a run (needs --data)")
-    p.add_argument("--checkpoint", default=None, help="checkpoint to report on (default: the "
-                   "run's newest, last.npz)")
+                   help="an ONNX net instead of a run (needs --data)")
+    p.add_argument("--checkpoint", default=None, help=checkpoint_help)
     p.add_argument("--data", default=None, help="dataset spec (default: the run's)")
     p.add_argument("--preprocess", default=None, metavar="PRESET",
                    help=f"--model's input convention: {', '.join(PRESETS)} (default: the one "
@@ -28,6 +26,13 @@ def parse_args(argv=None):
     p.add_argument("--max-image-mib", type=float, default=None, metavar="MIB",
                    help="--model: refuse a graph whose activations for one image would take "
                    "more than MIB MiB (default 2048; 0: no limit)")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m zfraw.report",
+                                description=sys.modules[__package__].__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_subject_options(p, "checkpoint to report on (default: the run's newest, last.npz)")
     p.add_argument("--out", default=None, help="report folder (default RUN/report, or "
                    "MODEL's folder/report-<stem>)")
     p.add_argument("--compare", default=None, help="another run (e.g. alexnet vs zf): its "
