@@ -55,16 +55,16 @@ def _inputs(net, x):
 
 
 def run_layers(arch: str, batch: int, repeat: int, ceilings: dict, with_torch: bool,
-               log=print) -> list[dict]:
-    """One row per (layer, pass, impl) for every layer of KINDS in ``arch``."""
+               log=print, width: float = 1.0, classes: int = 1000) -> list[dict]:
+    """One row per (layer, pass, impl) for every layer of KINDS in ``arch`` at ``width``."""
     rng = np.random.default_rng(0)
-    cpu_net = nets.build(arch, num_classes=1000).train()
+    cpu_net = nets.build(arch, num_classes=classes, width=width).train()
     x = rng.standard_normal((batch,) + cpu_net.input_shape, dtype=np.float32)
     inputs = _inputs(cpu_net, x)
     impls = usable_impls()
     dev_nets = {"cpu": cpu_net}
     if "cuda" in impls:
-        dev_nets["cuda"] = nets.build(arch, num_classes=1000).train().to("cuda")
+        dev_nets["cuda"] = nets.build(arch, num_classes=classes, width=width).train().to("cuda")
     peers = [(name, dev, torch_peer.mirror(cpu_net, tdev), tdev)
              for name, dev, tdev in (torch_peer.devices() if with_torch else [])]
     rows = []

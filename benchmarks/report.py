@@ -102,11 +102,24 @@ def markdown(results: dict) -> str:
     if results.get("steps"):
         rows = results["steps"]
         cols = _columns(rows)
-        lines = [[f"{arch} b{batch}"] + [
-            f"{g[i]['median_ms']:.0f} ms, {g[i]['images_per_s']:.1f} img/s "
-            f"(x{g[i]['speedup_vs_numpy']:.2f})" if i in g else "-" for i in cols]
-            for (arch, batch), g in _group(rows, ("arch", "batch")).items()]
+
+        def step_cell(r):
+            cell = (f"{r['median_ms']:.0f} ms, {r['images_per_s']:.1f} img/s "
+                    f"(x{r['speedup_vs_numpy']:.2f})")
+            if "ratio_to_torch" in r:
+                q = r["ratio_to_torch"]
+                cell += f"; {q['median']:.2f} [{q['min']:.2f}, {q['max']:.2f}] of torch's time"
+            if r.get("peak_memory"):
+                cell += f"; {r['peak_memory']['step_mib']:.0f} MiB"
+            return cell
+
+        lines = [[label] + [step_cell(g[i]) if i in g else "-" for i in cols]
+                 for (label,), g in _group(rows, ("label",)).items()]
         parts += ["## Training step (forward + loss + backward + SGD)\n",
+                  "Median step time over every run of every round, images/s, speed-up over the "
+                  "NumPy reference; then the time as a fraction of PyTorch's: the median of the "
+                  "per-round ratios [min, max over the rounds]; then the memory the steps added "
+                  "to the built net (peak resident memory, one child process per column).\n",
                   _table(["net, batch"] + cols, lines)]
     if results.get("primitives"):
         rows = results["primitives"]
@@ -120,8 +133,8 @@ def markdown(results: dict) -> str:
                   "Per impl: median time, GB/s of the bytes the primitive must move (% of the "
                   "copy ceiling), speed-up over the NumPy reference.\n",
                   _table(["primitive", "layer"] + cols, lines)]
-    if results.get("layers"):
-        rows = results["layers"]
+    for table in results.get("layer_tables", []):
+        rows = table["rows"]
         cols = _columns(rows)
 
         def cell(r):
@@ -132,7 +145,8 @@ def markdown(results: dict) -> str:
 
         lines = [[layer, p] + [cell(g[i]) if i in g else "-" for i in cols]
                  for (layer, p), g in _group(rows, ("layer", "pass")).items()]
-        parts += [f"## Layers ({results['layers_arch']} at batch {results['batch']})\n",
+        width = "" if table["width"] == 1 else f" at width {table['width']:g}"
+        parts += [f"## Layers ({table['arch']}{width}, batch {table['batch']})\n",
                   "Conv/fc: GFLOP/s (% of the matmul ceiling); others: GB/s of the layer's input "
                   "and output (% of the copy ceiling); x: speed-up over the NumPy reference.\n",
                   _table(["layer", "pass"] + cols, lines)]
@@ -143,7 +157,7 @@ def markdown(results: dict) -> str:
             keys += [k for k in r if k not in keys and k != "arch"]
         lines = [[r["arch"]] + [(f"{r[k]:.4g}" if isinstance(r.get(k), float) else
                                  str(r.get(k, "-"))) for k in keys] for r in rows]
-        parts += ["## Occlusion sweeps (Captum's squares, size 2x stride)\n",
+        parts += ["## Occlusion sweeps (one image, Captum's sliding squares)\n",
                   "Seconds per sweep (median); ratios are times of the other method over "
                   "zfraw's incremental sweep; the max differences check that all agree.\n",
                   _table(["net"] + keys, lines)]

@@ -16,6 +16,11 @@ from .layers import run_layers
 from .occlusion import run_occlusion
 from .step import STEPS, run_steps
 
+# The per-layer tables: the paper's zf at the suite's batch, and the gallery net's configuration
+# (zf-64 at half width, batch 64, 100 classes), where the layers are small. (arch, width,
+# batch or None for the suite's, classes)
+LAYER_TABLES = (("zf", 1.0, None, 1000), ("zf-64", 0.5, 64, 100))
+
 PARTS = ("primitives", "layers", "step", "occlusion")
 
 
@@ -58,17 +63,24 @@ def main(argv=None) -> int:
         log(f"primitives (zf shapes, batch {batch}):")
         results["primitives"] = run_primitives(batch, repeat, ceilings, with_torch, log)
     if "layers" in parts:
-        log(f"layers (zf, batch {batch}):")
-        results["layers_arch"] = "zf"
-        results["layers"] = run_layers("zf", batch, max(3, repeat - 2), ceilings, with_torch, log)
+        results["layer_tables"] = []
+        for arch, width, b, classes in LAYER_TABLES:
+            b = batch if b is None or args.quick else b
+            log(f"layers ({arch}, width {width:g}, batch {b}):")
+            results["layer_tables"].append({
+                "arch": arch, "width": width, "batch": b, "classes": classes,
+                "rows": run_layers(arch, b, max(3, repeat - 2), ceilings, with_torch, log,
+                                   width=width, classes=classes)})
     if "step" in parts:
-        log("training step:")
-        steps = [(arch, 2 if args.quick and arch == "zf" else (8 if args.quick else b), k)
-                 for arch, b, k in STEPS]
-        results["steps"] = run_steps(steps, 2 if args.quick else 3, with_torch, log)
+        log("training step (rounds of interleaved runs; peak memory in child processes):")
+        steps = [(arch, w, 2 if args.quick and arch == "zf" else (8 if args.quick else b), k)
+                 for arch, w, b, k in STEPS]
+        results["steps"] = run_steps(steps, 2 if args.quick else 3, with_torch, log,
+                                     rounds=2 if args.quick else 3)
     if "occlusion" in parts:
         log("occlusion sweeps (Captum in the peer column when importable):")
-        results["occlusion"] = run_occlusion(2 if args.quick else 3, with_torch, log)
+        results["occlusion"] = run_occlusion(2 if args.quick else 3, with_torch, log,
+                                             one_thread=not args.quick)
     info["loadavg_end"] = os.getloadavg()
     if info.get("numba"):
         import numba

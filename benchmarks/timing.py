@@ -35,7 +35,8 @@ def measure(candidates: dict, repeat: int, warmup: int = 1, budget_s: float = 60
             hot: bool = True) -> dict:
     """Time each candidate. candidates: {name: (fn, device)} with fn() doing one call.
 
-    Returns {name: {"median_s", "min_s", "runs"}}. Each candidate is called ``warmup`` (at
+    Returns {name: {"median_s", "min_s", "runs", "runs_s"}} (runs_s: every timed run, in
+    seconds). Each candidate is called ``warmup`` (at
     least 1) times untimed (compilation, caches, allocator), then the repetitions are
     interleaved. With ``hot``, every timed call follows an untimed call of the same candidate:
     the steady state of a stream of calls, where a library's worker threads are awake (on the
@@ -68,5 +69,6 @@ def measure(candidates: dict, repeat: int, warmup: int = 1, budget_s: float = 60
             spent += dt
         if spent > budget_s and r >= 2:
             break
-    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "runs": len(ts)}
+    return {name: {"median_s": statistics.median(ts), "min_s": min(ts), "runs": len(ts),
+                   "runs_s": ts}
             for name, ts in times.items()}

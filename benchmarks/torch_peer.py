@@ -34,7 +34,9 @@ def devices() -> list[tuple[str, str, str]]:
     """(column name, timing device, torch device) for each place PyTorch can run here."""
     if torch is None:
         return []
-    torch.set_num_threads(os.cpu_count() or 1)
+    # Every core, as zfraw's kernels use, unless OMP_NUM_THREADS says otherwise (the
+    # occlusion benchmark's one-thread rows).
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     out = [("torch", "cpu", "cpu")]
     if torch.cuda.is_available():
         out.append(("torch-cuda", "torch-cuda", "cuda"))
