@@ -10,7 +10,10 @@ with the ``numpy`` reference on the table's inputs, float32 and float64: within
 values and switches, dropout).
 
 Numba compiles each kernel once per dtype signature (then caches it), so inputs keep to two
-float dtypes and contiguous layouts reach the kernels (the wrappers copy strided inputs).
+float dtypes and contiguous layouts reach the kernels (the wrappers copy strided inputs). Every
+Numba kernel has a parallel version and a serial twin, chosen per call by its size
+(kernels/numba/_util.py); the table's small cases would reach only the twin, so each Numba
+version runs twice: forced parallel (its plain name) and forced serial (``<name>@serial``).
 """
 from __future__ import annotations
 
@@ -25,18 +28,25 @@ from zfraw import backend
 from zfraw.ops import registry
 
 EMU = "@emu"
+SERIAL = "@serial"  # a Numba version with every kernel forced onto its serial twin
+
+
+def version_name(target: str) -> str:
+    """The registry's name of a test target (``numba@serial`` -> ``numba``)."""
+    return target.removesuffix(EMU).removesuffix(SERIAL)
 
 
 def kernel_impls(op) -> list[str]:
     """Every non-reference version of ``op`` that runs here, the emulated CUDA ones included."""
     native = [n for n in registry.implementations(op) if n != "numpy"]
+    native += [n + SERIAL for n in native if registry.base_impl(n) == "numba"]
     emulated = ([n + EMU for n in registry.registered(op) if registry.base_impl(n) == "cuda"]
                 if emulator.available() else [])
     return native + emulated
 
 
 def is_cuda(target: str) -> bool:
-    return registry.base_impl(target.removesuffix(EMU)) == "cuda"
+    return registry.base_impl(version_name(target)) == "cuda"
 
 
 def kernel_targets(ops) -> list:
@@ -60,6 +70,11 @@ def run(request, monkeypatch):
         if target.endswith(EMU):
             monkeypatch.setattr(_loader, "kernel", request.getfixturevalue("emulator").kernel)
             fn, device = registry.registered(op)[target.removesuffix(EMU)], "cpu"
+        elif registry.base_impl(version_name(target)) == "numba":
+            from kernels.numba import _util
+
+            monkeypatch.setattr(_util, "FORCE", "serial" if target.endswith(SERIAL) else "parallel")
+            fn, device = registry.implementations(op)[version_name(target)], "cpu"
         else:
             fn, device = registry.implementations(op)[target], registry.impl_device(target) or "cpu"
         return kernel_cases.call(fn, args, device)
@@ -79,7 +94,7 @@ def test_the_case_table_covers_every_primitive():
 def test_kernel_agrees_with_the_reference(run, impl, case):
     """One version of one primitive on one case of its table; for an op that updates in place
     (sgd_update) the updated arguments are compared, and it must return None."""
-    if registry.base_impl(impl.removesuffix(EMU)) in case.refused_by:
+    if registry.base_impl(version_name(impl)) in case.refused_by:
         pytest.skip(f"{impl} refuses these inputs by contract (tests/test_kernels_cuda.py)")
     args, ref_args = case.args(), case.args()
     got = run(case.op, impl, *args)
@@ -169,3 +184,20 @@ def test_other_dtypes_give_the_reference_result(run, op, args):
                         ref if isinstance(ref, tuple) else (ref,)):
             assert g.dtype == r.dtype
             np.testing.assert_allclose(g.astype(np.float64), r.astype(np.float64), rtol=1e-3)
+
+
+def test_numba_kernels_run_serially_below_their_size_and_in_parallel_above(monkeypatch):
+    """kernels/numba/_util.py: a call's size picks the serial twin or the parallel kernel."""
+    pytest.importorskip("numba")
+    from kernels.numba import _util, elementwise
+
+    kernel, ran = elementwise._relu_fwd, []
+    names = (kernel.serial.py_func.__qualname__, kernel.parallel.py_func.__qualname__)
+    assert names == ("_relu_fwd_serial", "_relu_fwd")        # their own on-disk cache entries
+    monkeypatch.setattr(kernel, "serial", lambda *a: ran.append("serial"))
+    monkeypatch.setattr(kernel, "parallel", lambda *a: ran.append("parallel"))
+    kernel(kernel.serial_below - 1)
+    kernel(kernel.serial_below)
+    monkeypatch.setattr(_util, "FORCE", "parallel")
+    kernel(1)
+    assert ran == ["serial", "parallel", "parallel"]

@@ -72,19 +72,32 @@ def test_the_adjoints_are_the_transposes(shape, f, pad):
 
 @pytest.fixture
 def winograd_on(monkeypatch):
-    """Winograd on the CPU for every shape (the small test maps waste much of their tiles)."""
+    """Winograd on the CPU for every shape (the small test maps waste much of their tiles, and
+    have fewer channels than WINOGRAD_MIN_CHANNELS)."""
     monkeypatch.setitem(conv_module.WINOGRAD, "cpu", True)
     monkeypatch.setattr(conv_module, "WINOGRAD_MAX_TILED", float("inf"))
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
 
 
 def test_winograd_is_left_to_im2col_where_its_tiles_waste_much(monkeypatch):
     """WINOGRAD_MAX_TILED: an 8x8 output (tiles cover it exactly) and a 13x13 one (196 tile
     outputs for 169) take Winograd; a 5x5 one (36 for 25) and a 9x9 one (100 for 81) do not."""
     monkeypatch.setitem(conv_module.WINOGRAD, "cpu", True)
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
     for side, expected in ((8, True), (13, True), (5, False), (9, False)):
         layer = Conv2d(2, 3, 3, 1, 1)
         layer.forward(np.zeros((1, 2, side, side), np.float32))
         assert (layer.layout == "winograd") == expected, side
+
+
+def test_winograd_is_left_to_im2col_below_its_channel_count(monkeypatch):
+    """WINOGRAD_MIN_CHANNELS: thin layers' 16 products are too thin to pay for the transforms."""
+    monkeypatch.setitem(conv_module.WINOGRAD, "cpu", True)
+    least = conv_module.WINOGRAD_MIN_CHANNELS
+    for channels, expected in ((least - 1, False), (least, True)):
+        layer = Conv2d(channels, 2, 3, 1, 1)
+        layer.forward(np.zeros((1, channels, 8, 8), np.float32))
+        assert (layer.layout == "winograd") == expected, channels
 
 
 @pytest.mark.parametrize("shape,f,pad", CASES, ids=str)
@@ -98,6 +111,7 @@ def test_the_winograd_layer_passes_the_gradient_check(winograd_on, shape, f, pad
 @pytest.mark.parametrize("shape,f,pad", CASES, ids=str)
 def test_the_winograd_layer_equals_the_im2col_layer(monkeypatch, impl, shape, f, pad):
     monkeypatch.setattr(conv_module, "WINOGRAD_MAX_TILED", float("inf"))
+    monkeypatch.setattr(conv_module, "WINOGRAD_MIN_CHANNELS", 1)
     rng = np.random.default_rng(5)
     x = rng.standard_normal(shape).astype(np.float32)
     results = {}

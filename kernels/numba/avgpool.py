@@ -29,9 +29,11 @@ from zfraw.ops.avgpool import avgpool_counts, check_avgpool, check_avgpool_bwd
 from zfraw.ops.conv import pads4
 from zfraw.ops.registry import register
 
-from ._util import as_c, floats_only, scalar
+from ._util import as_c, floats_only, scalar, threaded
+from .pool import SERIAL_BELOW  # pooling's, measured on max pooling
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avgpool_fwd(x, kh, kw, stride, pt, pl, rows, cols, zero, y):
     N, C, H, W = x.shape
@@ -52,6 +54,7 @@ def _avgpool_fwd(x, kh, kw, stride, pt, pl, rows, cols, zero, y):
                 y_nc[oh, ow] = acc / (rows[oh] * cols[ow])
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _avgpool_bwd(dy, kh, kw, stride, pt, pl, rows, cols, dx):
     N, C, H, W = dx.shape
@@ -90,7 +93,7 @@ def avgpool_fwd(x, kh: int, kw: int, stride: int, pad, ceil_mode: bool = False,
     y = np.empty(x.shape[:2] + (OH, OW), dtype=x.dtype)
     rows, cols = _divisor_counts(x.shape, kh, kw, stride, pad, OH, OW, count_include_pad,
                                  x.dtype)
-    _avgpool_fwd(x, kh, kw, stride, *pads4(pad)[:2], rows, cols, scalar(0, x.dtype), y)
+    _avgpool_fwd(x.size, x, kh, kw, stride, *pads4(pad)[:2], rows, cols, scalar(0, x.dtype), y)
     return y
 
 
@@ -106,5 +109,5 @@ def avgpool_bwd(dy, x_shape, kh: int, kw: int, stride: int, pad, ceil_mode: bool
     dx = np.empty(tuple(int(s) for s in x_shape), dtype=dy.dtype)
     rows, cols = _divisor_counts(x_shape, kh, kw, stride, pad, OH, OW, count_include_pad,
                                  dy.dtype)
-    _avgpool_bwd(dy, kh, kw, stride, *pads4(pad)[:2], rows, cols, dx)
+    _avgpool_bwd(dx.size, dy, kh, kw, stride, *pads4(pad)[:2], rows, cols, dx)
     return dx

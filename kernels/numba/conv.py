@@ -33,7 +33,14 @@ from zfraw.ops import conv as reference
 from zfraw.ops.conv import check_cols, check_window, pads4
 from zfraw.ops.registry import register
 
-from ._util import as_c, floats_only
+from ._util import as_c, floats_only, threaded
+
+# Serial below this many column values (kernels/numba/_util.py), measured on the 2-core VM:
+# im2col is a copy, which one core nearly saturates (7.1M values: 1.04 ms serial, 1.18 ms
+# parallel; 18.9M: 5.2 vs 2.9 ms); col2im's sums gain from the second core from about 1M
+# values (1.2M: 1.23 vs 1.23 ms; 7.1M: 7.6 vs 3.9 ms).
+IM2COL_SERIAL_BELOW = 1 << 23
+COL2IM_SERIAL_BELOW = 1 << 20
 
 
 @njit(cache=True, inline="always")
@@ -54,6 +61,7 @@ def _unfold_plane(x, n, c, i, j, stride, pt, pl, OH, OW, dst):
                 dst[base + ow] = src[w] if w >= 0 and w < W else 0
 
 
+@threaded(IM2COL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _im2col(x, kh, kw, stride, pt, pl, OH, OW, cols):
     N, C = x.shape[:2]
@@ -63,6 +71,7 @@ def _im2col(x, kh, kw, stride, pt, pl, OH, OW, cols):
             _unfold_plane(x, n, c, i, j, stride, pt, pl, OH, OW, cols[row, n])
 
 
+@threaded(IM2COL_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _im2col_planes(x, kh, kw, stride, pt, pl, OH, OW, cols):
     """im2col with one (image, channel) plane per parallel task (the variant numba:planes)."""
@@ -75,6 +84,7 @@ def _im2col_planes(x, kh, kw, stride, pt, pl, OH, OW, cols):
                               cols[(c * kh + i) * kw + j, n])
 
 
+@threaded(COL2IM_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _col2im(cols, kh, kw, stride, pt, pl, OH, OW, x):
     N, C, H, W = x.shape
@@ -105,6 +115,7 @@ def _col2im(cols, kh, kw, stride, pt, pl, OH, OW, x):
                 plane[h, w] = phases[hp % stride, wp % stride, hp // stride, wp // stride]
 
 
+@threaded(COL2IM_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _col2im_scatter(cols, kh, kw, stride, pt, pl, OH, OW, x):
     """col2im's direct form: each column value added straight into its image pixel."""
@@ -141,7 +152,7 @@ def _unfold(kernel, x, kh, kw, stride, pad):
     N, C = x.shape[:2]
     cols = np.empty((C * kh * kw, N, OH * OW), dtype=x.dtype)
     pt, pl = pads4(pad)[:2]
-    kernel(x, kh, kw, stride, pt, pl, OH, OW, cols)
+    kernel(cols.size, x, kh, kw, stride, pt, pl, OH, OW, cols)
     return cols.reshape(C * kh * kw, N * OH * OW)
 
 
@@ -176,5 +187,5 @@ def _fold(kernel, cols, x_shape, kh, kw, stride, pad):
     cols = as_c(cols).reshape(C * kh * kw, N, OH * OW)
     x = np.empty((N, C, H, W), dtype=cols.dtype)
     pt, pl = pads4(pad)[:2]
-    kernel(cols, kh, kw, stride, pt, pl, OH, OW, x)
+    kernel(cols.size, cols, kh, kw, stride, pt, pl, OH, OW, x)
     return x

@@ -28,7 +28,11 @@ from zfraw.ops import lrn as reference
 from zfraw.ops.lrn import check_lrn, lrn_window
 from zfraw.ops.registry import register
 
-from ._util import as_c, floats_only, scalar
+from ._util import as_c, floats_only, scalar, threaded
+
+# Serial below this many values (kernels/numba/_util.py): a window sum and a power per value,
+# compute as much as memory, as pooling is.
+SERIAL_BELOW = 1 << 16
 
 
 @njit(cache=True, inline="always")
@@ -45,6 +49,7 @@ def _ratio(out, a, s, beta):
             out[p] = a[p] / s[p] ** beta
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _lrn_fwd(x, before, after, coef, bias, beta, y, scale):
     N, C, HW = x.shape
@@ -66,6 +71,7 @@ def _lrn_fwd(x, before, after, coef, bias, beta, y, scale):
 BWD_CHUNK = 256
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _lrn_bwd(dy, x, scale, before, after, coef, beta, dx):
     N, C, HW = x.shape
@@ -111,7 +117,7 @@ def lrn_fwd(x, size: int, alpha: float, beta: float, bias: float):
     dt = x.dtype
     xf = _flat(x, dt)
     y, scale = np.empty_like(xf), np.empty_like(xf)
-    _lrn_fwd(xf, before, after, scalar(alpha / size, dt), scalar(bias, dt), scalar(beta, dt),
+    _lrn_fwd(xf.size, xf, before, after, scalar(alpha / size, dt), scalar(bias, dt), scalar(beta, dt),
              y, scale)
     return y.reshape(x.shape), scale.reshape(x.shape)
 
@@ -125,6 +131,6 @@ def lrn_bwd(dy, x, y, scale, size: int, alpha: float, beta: float):
     dt = dy.dtype
     dyf, xf, sf = (_flat(a, dt) for a in (dy, x, scale))  # y is recomputed, not read
     dx = np.empty_like(dyf)
-    _lrn_bwd(dyf, xf, sf, before, after, scalar(2.0 * alpha * beta / size, dt),
+    _lrn_bwd(dyf.size, dyf, xf, sf, before, after, scalar(2.0 * alpha * beta / size, dt),
              scalar(beta, dt), dx)
     return dx.reshape(dy.shape)

@@ -27,7 +27,11 @@ from zfraw.ops import winograd as reference
 from zfraw.ops.conv import pads4
 from zfraw.ops.registry import register
 
-from ._util import as_c, floats_only
+from ._util import as_c, floats_only, threaded
+
+# Serial below this many values of the larger array (kernels/numba/_util.py): the transforms
+# are a few adds per value, between a copy (im2col) and a sum (col2im); col2im's threshold.
+SERIAL_BELOW = 1 << 20
 
 
 @njit(cache=True, inline="always")
@@ -43,6 +47,7 @@ def _gt(d0, d1, d2, d3):
     return d0 + 0.5 * (d1 + d2), 0.5 * (d1 - d2), 0.5 * (d1 + d2) + d3 * 1.0
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _filter(W, U):
     F, C = W.shape[:2]
@@ -58,6 +63,7 @@ def _filter(W, U):
                     U[4 * a + b, f, c] = u[b]
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _filter_adjoint(dU, dW):
     F, C = dW.shape[:2]
@@ -73,6 +79,7 @@ def _filter_adjoint(dU, dW):
                     dW[f, c, i, j] = w[j]
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _input(x, top, left, th, tw, V):
     N, C, H, W = x.shape
@@ -100,6 +107,7 @@ def _input(x, top, left, th, tw, V):
                     V[4 * a + 3, c, tile] = t[a, 1] - t[a, 3]
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _input_adjoint(dV, top, left, th, tw, dx):
     N, C, H, W = dx.shape
@@ -131,6 +139,7 @@ def _input_adjoint(dV, top, left, th, tw, dx):
                             dx[n, c, yy, xx] += col[a]
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _output(M, th, tw, y):
     N, F, OH, OW = y.shape
@@ -154,6 +163,7 @@ def _output(M, th, tw, y):
                         y[n, f, yy, 2 * j + 1] = s[a, 1] - s[a, 2] - s[a, 3]
 
 
+@threaded(SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _output_adjoint(dy, th, tw, dM):
     N, F, OH, OW = dy.shape
@@ -182,7 +192,7 @@ def filter_transform(W):
     """U = G g G^T of every filter: W (F, C, 3, 3) -> U (16, F, C)."""
     W = as_c(W)
     U = np.empty((16,) + W.shape[:2], W.dtype)
-    _filter(W, U)
+    _filter(U.size, W, U)
     return U
 
 
@@ -192,7 +202,7 @@ def filter_transform_adjoint(dU):
     """The filters' gradient from the transformed one: dU (16, F, C) -> dW (F, C, 3, 3)."""
     dU = as_c(dU)
     dW = np.empty(dU.shape[1:] + (3, 3), dU.dtype)
-    _filter_adjoint(dU, dW)
+    _filter_adjoint(dU.size, dU, dW)
     return dW
 
 
@@ -205,7 +215,7 @@ def input_transform(x, pad):
     _, _, th, tw = reference.tile_grid(h, w, pad)
     top, left = pads4(pad)[:2]
     V = np.empty((16, c, n * th * tw), x.dtype)
-    _input(x, top, left, th, tw, V)
+    _input(V.size, x, top, left, th, tw, V)
     return V
 
 
@@ -217,7 +227,7 @@ def input_transform_adjoint(dV, x_shape, pad):
     _, _, th, tw = reference.tile_grid(x_shape[2], x_shape[3], pad)
     top, left = pads4(pad)[:2]
     dx = np.zeros(tuple(x_shape), dV.dtype)
-    _input_adjoint(dV, top, left, th, tw, dx)
+    _input_adjoint(dV.size, dV, top, left, th, tw, dx)
     return dx
 
 
@@ -227,7 +237,7 @@ def output_transform(M, n: int, oh: int, ow: int):
     """Y = A^T m A of every tile, cropped: M (16, F, T) -> y (N, F, OH, OW)."""
     M = as_c(M)
     y = np.empty((n, M.shape[1], oh, ow), M.dtype)
-    _output(M, -(-oh // 2), -(-ow // 2), y)
+    _output(M.size, M, -(-oh // 2), -(-ow // 2), y)
     return y
 
 
@@ -239,5 +249,5 @@ def output_transform_adjoint(dy):
     n, f, oh, ow = dy.shape
     th, tw = -(-oh // 2), -(-ow // 2)
     dM = np.empty((16, f, n * th * tw), dy.dtype)
-    _output_adjoint(dy, th, tw, dM)
+    _output_adjoint(dM.size, dy, th, tw, dM)
     return dM

@@ -39,6 +39,15 @@ PER_IMAGE, BATCHED, WINOGRAD_LAYOUT = "per_image", "batched", "winograd"  # the 
 # the 2-core VM (interleaved medians, zf b16 and zf-64 b64 conv3-5): forward 0-15% and
 # backward 24-33% faster than im2col. The GPU has not been measured: off there.
 WINOGRAD = {"cpu": True, "cuda": False}
+# Winograd trades one product of (F, 9C) by (9C, pixels) for 16 of (F, C) by (C, tiles) plus the
+# transforms; with few input channels those products are too thin to run near the machine's
+# peak and the transforms dominate. Measured on the 2-core VM (OpenBLAS's AVX-512 kernels, layer
+# forward + backward, the interleaved median): im2col wins at every C <= 128 (zf-32's conv1, C=3:
+# 1.6 vs 7.4 ms; zf-64 at quarter width conv3, C=64: 2.7 vs 6.4 ms; at half width, C=128: 17.4
+# vs 18.3 ms), C=192 is even (zf-64 at half width: conv4 29.2 vs 24.9, conv5 25.1 vs 24.7 ms),
+# Winograd wins from C=256 (zf-64 conv3 61.7 vs 56.0, conv4 and conv5 at C=384 94 vs 74 and
+# 67 vs 56 ms; zf at batch 16 conv3-5 by 7-14%).
+WINOGRAD_MIN_CHANNELS = 192
 # Odd small maps waste a large part of the 2x2 tiles (5x5 outputs: 36 computed for 25), and
 # there im2col wins: the incremental occlusion's windows (5x5 to 9x9) ran 4% faster on im2col.
 # zf's 13x13 maps (196 for 169) and zf-64's 8x8 stay under the limit.
@@ -174,11 +183,13 @@ class Conv2d(Layer):
 
     # -- Winograd F(2x2, 3x3) ---------------------------------------------------------------
     def _winograd_applies(self, xp, oh: int, ow: int) -> bool:
-        """Winograd where it is on for the device, the layer is 3x3 stride-1 ungrouped, and the
-        2x2 tiles waste little: they cover at most WINOGRAD_MAX_TILED times the output."""
+        """Winograd where it is on for the device, the layer is 3x3 stride-1 ungrouped with at
+        least WINOGRAD_MIN_CHANNELS input channels, and the 2x2 tiles waste little: they cover
+        at most WINOGRAD_MAX_TILED times the output."""
         device = "cpu" if xp is np else "cuda"
         tiled = 4 * (-(-oh // 2)) * (-(-ow // 2))
         return (self.k == 3 and self.stride == 1 and self.groups == 1 and WINOGRAD[device]
+                and self.in_ch >= WINOGRAD_MIN_CHANNELS
                 and tiled <= WINOGRAD_MAX_TILED * oh * ow)
 
     def _winograd_forward(self, x, oh: int, ow: int):
