@@ -35,12 +35,14 @@ from zfraw.ops.registry import register
 
 from ._util import as_c, floats_only, threaded
 
-# Serial below this many column values (kernels/numba/_util.py), measured on the 2-core VM:
-# im2col is a copy, which one core nearly saturates (7.1M values: 1.04 ms serial, 1.18 ms
-# parallel; 18.9M: 5.2 vs 2.9 ms); col2im's sums gain from the second core from about 1M
-# values (1.2M: 1.23 vs 1.23 ms; 7.1M: 7.6 vs 3.9 ms).
-IM2COL_SERIAL_BELOW = 1 << 23
-COL2IM_SERIAL_BELOW = 1 << 20
+# Serial below this many column values (kernels/numba/_util.py), measured on the 2-core VM on
+# the conv layers of zf-32, zf-64 and zf: im2col is a copy, which one core nearly saturates
+# below a few million values (zf-64 at quarter width conv4, 1.8M: 0.45 ms serial, 0.56 ms
+# parallel; at half width conv3, 4.7M: 1.34 vs 1.41; conv4, 7.1M: 2.45 vs 1.27); col2im's
+# sums gain from the second core from about half a million (zf-32 at quarter width conv3,
+# 0.3M: 0.45 vs 0.47 ms; zf-64 at quarter width conv3, 1.2M: 1.56 vs 0.88).
+IM2COL_SERIAL_BELOW = 1 << 22
+COL2IM_SERIAL_BELOW = 1 << 19
 
 
 @njit(cache=True, inline="always")
