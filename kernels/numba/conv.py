@@ -7,8 +7,8 @@ Siblings  reference zfraw/ops/conv.py
           benchmark ``python -m benchmarks.op im2col``  (or col2im)
 
 What this version does differently from the NumPy reference:
-- im2col reads the unpadded input and writes zeros for out-of-image positions itself, so no
-  padded copy of x is made; each output row segment is a strided gather from one input row.
+- im2col at stride 1 reads the unpadded input and writes zeros for out-of-image positions
+  itself, so no padded copy of x is made; each output row segment is a run of one input row.
   One row of the columns (a channel and window offset, every image) per parallel task, so each
   task writes one contiguous run of N*P values. The variant ``numba:planes`` runs one
   (image, channel) plane per task instead, writing kh*kw runs of P values far apart: 1.2-1.6x
@@ -19,8 +19,13 @@ What this version does differently from the NumPy reference:
   the phases back into the image, dropping the padding. Adding straight into the image instead
   is a strided scatter: that direct form is kept as the variant ``numba:scatter`` (the
   benchmarks time both; it was 1.2-3.7x slower, zf-64 conv2 at batch 64: 34 vs 21 ms).
-- col2im runs one (image, channel) plane per parallel task: tasks never write the same memory.
-  The columns (K, N*P) are viewed as (K, N, P): a task's rows are cols[row, n], P values each.
+- col2im runs one channel, all its images, per parallel task: tasks never write the same
+  memory, and each makes its phase planes once (one (image, channel) plane per task, each
+  allocating its own, was 1.2-2.7x slower on zf-32's, zf-64's and zf's layers). The columns
+  (K, N*P) are viewed as (K, N, P): a task's rows are cols[row, n], P values each.
+- im2col at stride > 1 splits each plane into the same phase planes first, so that every
+  window offset's taps for an output row are one contiguous run (a strided gather otherwise:
+  1.1-2.2x slower on zf-64's conv2, zf's conv1-2 and alexnet-64s4's conv1).
 - Padding enters as the top and left pads (pt, pl) and the output size: an asymmetric
   (top, left, bottom, right) pad runs the same code as a symmetric one.
 """
@@ -86,6 +91,37 @@ def _im2col_planes(x, kh, kw, stride, pt, pl, OH, OW, cols):
                               cols[(c * kh + i) * kw + j, n])
 
 
+@threaded(IM2COL_SERIAL_BELOW)
+@njit(parallel=True, cache=True)
+def _im2col_phases(x, kh, kw, stride, pt, pl, OH, OW, cols):
+    """im2col for stride > 1: each (image, channel) plane is first split, padding included,
+    into stride*stride phase planes (phase (a, b) holds the padded pixels (hp, wp) with
+    hp % stride == a and wp % stride == b), where window offset (i, j)'s taps for one output
+    row are one contiguous run: phase (i % stride, j % stride), row oh + i // stride, columns
+    j // stride onwards. One channel, all images, per task."""
+    N, C, H, W = x.shape
+    PH = (max(H + pt, (OH - 1) * stride + kh) + stride - 1) // stride
+    PW = (max(W + pl, (OW - 1) * stride + kw) + stride - 1) // stride
+    for c in prange(C):
+        phases = np.zeros((stride, stride, PH, PW), dtype=x.dtype)
+        for n in range(N):
+            plane = x[n, c]
+            for h in range(H):
+                hp = h + pt
+                dst = phases[hp % stride, :, hp // stride]
+                for w in range(W):
+                    wp = w + pl
+                    dst[wp % stride, wp // stride] = plane[h, w]
+            for i in range(kh):
+                for j in range(kw):
+                    src, di, dj = phases[i % stride, j % stride], i // stride, j // stride
+                    out = cols[(c * kh + i) * kw + j, n]
+                    for oh in range(OH):
+                        row, base = src[oh + di], oh * OW
+                        for ow in range(OW):  # contiguous on both sides: vectorized
+                            out[base + ow] = row[dj + ow]
+
+
 @threaded(COL2IM_SERIAL_BELOW)
 @njit(parallel=True, cache=True)
 def _col2im(cols, kh, kw, stride, pt, pl, OH, OW, x):
@@ -97,24 +133,26 @@ def _col2im(cols, kh, kw, stride, pt, pl, OH, OW, x):
     # A phase plane holds every padded pixel a window reads and every image pixel.
     PH = (max(H + pt, (OH - 1) * stride + kh) + stride - 1) // stride
     PW = (max(W + pl, (OW - 1) * stride + kw) + stride - 1) // stride
-    for nc in prange(N * C):
-        n, c = nc // C, nc % C
-        phases = np.zeros((stride, stride, PH, PW), dtype=x.dtype)
-        for i in range(kh):
-            di = i // stride
-            for j in range(kw):
-                dst, dj = phases[i % stride, j % stride], j // stride
-                src = cols[(c * kh + i) * kw + j, n]
-                for oh in range(OH):
-                    row, seg = dst[oh + di, dj:dj + OW], src[oh * OW:(oh + 1) * OW]
-                    for ow in range(OW):  # contiguous on both sides: vectorized
-                        row[ow] += seg[ow]
-        plane = x[n, c]  # interleave the phases back, dropping the padding
-        for h in range(H):
-            hp = h + pt
-            for w in range(W):
-                wp = w + pl
-                plane[h, w] = phases[hp % stride, wp % stride, hp // stride, wp // stride]
+    for c in prange(C):  # one channel, all images, per task: its phase planes made once
+        phases = np.empty((stride, stride, PH, PW), dtype=x.dtype)
+        for n in range(N):
+            phases[:] = 0
+            for i in range(kh):
+                di = i // stride
+                for j in range(kw):
+                    dst, dj = phases[i % stride, j % stride], j // stride
+                    src = cols[(c * kh + i) * kw + j, n]
+                    for oh in range(OH):
+                        row, base = dst[oh + di], oh * OW
+                        for ow in range(OW):  # contiguous on both sides: vectorized
+                            row[dj + ow] += src[base + ow]
+            plane = x[n, c]  # interleave the phases back, dropping the padding
+            for h in range(H):
+                hp = h + pt
+                prow = phases[hp % stride, :, hp // stride]
+                for w in range(W):
+                    wp = w + pl
+                    plane[h, w] = prow[wp % stride, wp // stride]
 
 
 @threaded(COL2IM_SERIAL_BELOW)
@@ -144,7 +182,7 @@ def _col2im_scatter(cols, kh, kw, stride, pt, pl, OH, OW, x):
 def im2col(x, kh: int, kw: int, stride: int, pad):
     """Unfold sliding windows. x: (N, C, H, W) -> cols: (C*kh*kw, N*OH*OW), same dtype.
     pad: an int or (top, left, bottom, right)."""
-    return _unfold(_im2col, x, kh, kw, stride, pad)
+    return _unfold(_im2col if stride == 1 else _im2col_phases, x, kh, kw, stride, pad)
 
 
 def _unfold(kernel, x, kh, kw, stride, pad):
