@@ -28,11 +28,29 @@ def machine_info() -> dict:
         info["numba"] = numba.__version__
     except ImportError:
         info["numba"] = None
+    info["blas"] = blas_info()
     if backend.cuda_available():
         cp = backend.cupy_module()
         info["gpu"] = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
         info["cupy"] = cp.__version__
     return info
+
+
+def blas_info() -> list[dict]:
+    """The BLAS libraries loaded in this process and the kernels each runs (threadpoolctl, when
+    importable: OpenBLAS's 'architecture' is the core type whose kernels it picked, which
+    OPENBLAS_CORETYPE can force), with the OpenBLAS variables of the environment."""
+    out = []
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = list
+    for lib in threadpool_info():
+        if lib.get("user_api") == "blas":
+            out.append({k: lib.get(k) for k in ("internal_api", "version", "architecture",
+                                                 "num_threads")})
+    env = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    return [{"environment": env}] + out
 
 
 def _cpu_model() -> str:
@@ -87,12 +105,19 @@ def _table(header, lines):
     return "\n".join(out) + "\n"
 
 
+def _blas_text(m: dict) -> str:
+    libs = [b for b in m.get("blas", []) if "internal_api" in b]
+    return ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernels, "
+                     f"{b['num_threads']} threads)" for b in libs) or "not recorded"
+
+
 def markdown(results: dict) -> str:
     m, c = results["machine"], results["ceilings"]
     parts = [f"# zfraw benchmarks: {results['name']}\n",
              f"{m['cpu_model']}, {m['cpus']} CPUs" + (f", GPU {m['gpu']}" if "gpu" in m else "")
              + f"; numpy {m['numpy']}, numba {m['numba']}, torch {m['torch']}; "
-             f"{m['date_utc']} UTC; load average at start {m['loadavg_start'][0]:.2f}, "
+             f"{m['date_utc']} UTC; BLAS {_blas_text(m)}; "
+             f"load average at start {m['loadavg_start'][0]:.2f}, "
              f"at end {m.get('loadavg_end', [float('nan')])[0]:.2f}"
              f"{' (quick mode)' if results['quick'] else ''}.\n",
              "Times are medians of interleaved runs after warm-up. The ceiling is measured in "
