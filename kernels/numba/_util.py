@@ -82,4 +82,4 @@ def serial_twin(kernel):
     twin.__qualname__ = py.__qualname__ + "_serial"
     twin.__module__ = py.__module__
     twin.__doc__ = py.__doc__
-    return njit(cache=True)(twin)
+    return njit(cache=True, nogil=True)(twin)
