@@ -40,7 +40,7 @@ def measure_here(arch: str, width: float, batch: int, classes: int, candidate: s
     from zfraw import host, nets
 
     host.keep_freed_memory()
-    net = nets.build(arch, num_classes=classes, width=width, init="he").train()
+    net = nets.build(arch, num_classes=classes, width=width).train()
     from .step import RENORM_RADIUS, batch_for, zfraw_step
 
     x, labels = batch_for(net, batch, classes)

@@ -76,8 +76,8 @@ def run_steps(steps, repeat: int, with_torch: bool, log=print, rounds: int = 3,
         for impl in impls:  # one net per device; numpy and numba share the CPU one
             device = impl_device(impl)
             if device not in dev_nets:
-                dev_nets[device] = nets.build(arch, num_classes=classes, width=width,
-                                              init="he").train().to(device)
+                dev_nets[device] = nets.build(arch, num_classes=classes,
+                                              width=width).train().to(device)
         x, labels = batch_for(dev_nets["cpu"], batch, classes)
         candidates = {}
         for impl in impls:
