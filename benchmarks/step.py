@@ -88,7 +88,7 @@ def run_steps(steps, repeat: int, with_torch: bool, log=print, rounds: int = 3,
             candidates[name] = (torch_peer.train_step(dev_nets["cpu"], x, labels, tdev,
                                                       RENORM_RADIUS), dev)
         per_round = [measure(candidates, repeat=repeat, warmup=1, budget_s=120.0, hot=False)
-                     for r in range(rounds)]
+                     for _ in range(rounds)]
         label = step_label(arch, width, batch)
         for name in candidates:
             runs = [t for times in per_round for t in times[name]["runs_s"]]
@@ -113,9 +113,3 @@ def run_steps(steps, repeat: int, with_torch: bool, log=print, rounds: int = 3,
             for r in rows if r["label"] == label))
     return rows
 
-
-def headline(rows: list[dict]) -> list[dict]:
-    """The default CPU impl's (the one train.py runs) ratio to PyTorch per configuration."""
-    default = registry.default_impl("cpu")
-    return [{"label": r["label"], "ratio_to_torch": r["ratio_to_torch"]}
-            for r in rows if r["impl"] == default and "ratio_to_torch" in r]
