@@ -425,3 +425,25 @@ def test_bad_input_is_one_line_and_exit_2(trained_run, tmp_path, capsys):
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_the_report_links_to_the_atlas_where_it_is(trained_run, tmp_path):
+    """RUN/atlas/index.html, the atlas's default place: linked from the report's page when it
+    is there, the command that builds it named when it is not."""
+    import shutil
+
+    from zfraw.report import build_report, parse_args
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    skip = ["--skip", "filters", "rules", "top9", "evolution", "invariance", "occlusion",
+            "correspondence"]
+
+    def page():
+        return build_report(parse_args(["--run", str(run), "--limit", "8"] + skip)).read_text()
+
+    assert "python -m zfraw.atlas" in page() and "its atlas</a>" not in page()
+    build(run, run / "atlas")
+    text = page()
+    assert '<a href="../atlas/index.html">its atlas</a>' in text
+    assert (run / "report" / "../atlas/index.html").exists()

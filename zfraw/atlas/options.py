@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..report.options import add_subject_options, check_source
+from ..report.options import add_subject_options, atlas_folder, check_source
 from ..report.options import parse_args as report_parse_args
 
 # What the atlas passes on to the report's options, as given (None: the report's default).
@@ -73,8 +73,6 @@ def report_args(args):
 
 
 def default_out(args) -> Path:
-    """RUN/atlas, or MODEL's folder/atlas-<stem> (beside the report's report-<stem>)."""
-    if args.run:
-        return Path(args.run) / "atlas"
-    model = Path(args.model)
-    return model.parent / f"atlas-{model.stem}"
+    """RUN/atlas, or MODEL's folder/atlas-<stem> (zfraw.report.options.atlas_folder: the report
+    links there)."""
+    return atlas_folder(args)

@@ -103,6 +103,16 @@ RUN_ONLY = ("checkpoint", "compare", "evolution_layers")
 MODEL_ONLY = ("preprocess", "labels", "max_image_mib")
 
 
+def atlas_folder(args) -> Path:
+    """Where ``python -m zfraw.atlas`` writes the atlas of the subject of ``args`` by default:
+    RUN/atlas, or MODEL's folder/atlas-<stem> (beside the report's report-<stem>). The report
+    links to it when it is there."""
+    if args.run:
+        return Path(args.run) / "atlas"
+    model = Path(args.model)
+    return model.parent / f"atlas-{model.stem}"
+
+
 def check_source(args) -> None:
     """Exactly one of --run and --model, and only the options that go with it."""
     if (args.run is None) == (args.model is None):

@@ -14,7 +14,7 @@ from ..data import DataError
 from ..rundir import check_out_folder
 from ..viz.html import HtmlPage
 from ..viz.images import MIN_TILE
-from .options import SECTIONS, check_source, parse_args
+from .options import SECTIONS, atlas_folder, check_source, parse_args
 from .sections import (log, section_correspondence, section_evolution, section_filters,
                        section_invariance, section_occlusion, section_rules, section_top9,
                        section_training)
@@ -32,7 +32,7 @@ def build_report(args) -> Path:
     out = prepare_out(Path(args.out) if args.out else subject.out)
     page = HtmlPage(subject.title)
     try:
-        opening(page, out, subject)
+        opening(page, out, subject, atlas_folder(args) / "index.html")
         run_sections(section_steps(page, out, subject, args), args.skip)
         path = page.write(out / "index.html")        # last: it links the figures above
     except OSError as e:   # a full disk: each figure is whole (atomic), the page not updated
@@ -55,10 +55,18 @@ def prepare_out(out: Path) -> Path:
     return out
 
 
-def opening(page, out, s: Subject) -> None:
+def opening(page, out, s: Subject, atlas: Path) -> None:
     """What the report is about: the net and images, their input convention, the subject's
-    notes (an imported net's classes and layers), a run's training curves, the architecture."""
+    notes (an imported net's classes and layers), a run's training curves, the architecture;
+    where its atlas is (``atlas``: its index.html, linked when it exists)."""
     page.text(s.about)
+    if atlas.exists():
+        page.link(atlas, "its atlas", "Every map of every conv layer, with its top-9 and how it "
+                  "formed in training: ", ".")
+    else:
+        page.text("Every map of every conv layer, with its top-9 and how it formed in training: "
+                  f"the atlas, built by python -m zfraw.atlas (into {atlas.parent}; "
+                  "docs/atlas.md).")
     page.heading("Input convention", 3)
     page.text(s.input_note)
     page.table(["field", "value"], s.source.spec.rows())

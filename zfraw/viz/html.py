@@ -48,6 +48,11 @@ class HtmlPage:
         body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
         self.blocks.append(f"<table><tr>{head}</tr>{body}</table>")
 
+    def link(self, path, text: str, before: str = "", after: str = ""):
+        """A paragraph ``before`` + a link to ``path`` (made relative to the page when it is
+        written) + ``after``."""
+        self.blocks.append(("a", str(path), (before, text, after)))
+
     def image(self, path, caption: str = ""):
         """An image with a caption; path is made relative to the page when it is written."""
         self.blocks.append(("img", str(path), caption))
@@ -55,8 +60,11 @@ class HtmlPage:
     def _render(self, block, base: Path) -> str:
         if isinstance(block, str):
             return block
-        _, path, caption = block
+        kind, path, caption = block
         rel = os.path.relpath(Path(path).resolve(), base.resolve()).replace(os.sep, "/")
+        if kind == "a":
+            before, text, after = (html.escape(t) for t in caption)
+            return f'<p>{before}<a href="{html.escape(rel)}">{text}</a>{after}</p>'
         return (f'<figure><img src="{html.escape(rel)}" alt="{html.escape(caption)}">'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
