@@ -26,7 +26,7 @@ from zfraw import nets
 from zfraw.viz.forward import probs_and_map
 from zfraw.viz.incremental import IncrementalOcclusion
 
-from .timing import measure
+from .timing import measure, threads
 
 # (arch, width, classes, size, stride): zf-64 and zf at 224 with squares of twice the stride;
 # then the small nets, one image, 64 non-overlapping squares: zf-32 at quarter width (32 px,
@@ -82,10 +82,6 @@ def _one_thread_rows(repeat: int, with_torch: bool, log) -> list[dict]:
     return rows
 
 
-def _threads() -> int:
-    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-
-
 def _row_text(row: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                      for k, v in row.items())
@@ -125,7 +121,7 @@ def run_cases(repeat: int, with_torch: bool, log=print) -> list[dict]:
             if captum_fn is not None:
                 candidates["captum"] = (captum_fn, "cpu")
         times = measure(candidates, repeat=repeat, warmup=1, budget_s=180.0, hot=False)
-        row = {"arch": arch, "width": width, "threads": _threads(), "squares": len(boxes),
+        row = {"arch": arch, "width": width, "threads": threads(), "squares": len(boxes),
                "size": size, "stride": stride,
                **{f"{n} s": t["median_s"] for n, t in times.items()},
                "incremental vs plain": times["zfraw plain"]["median_s"]

@@ -90,11 +90,10 @@ def run_steps(steps, repeat: int, with_torch: bool, log=print, rounds: int = 3,
         per_round = [measure(candidates, repeat=repeat, warmup=1, budget_s=120.0, hot=False)
                      for _ in range(rounds)]
         label = step_label(arch, width, batch)
+        numpy_med = statistics.median(t for times in per_round for t in times["numpy"]["runs_s"])
         for name in candidates:
             runs = [t for times in per_round for t in times[name]["runs_s"]]
             med = statistics.median(runs)
-            numpy_med = statistics.median(
-                t for times in per_round for t in times["numpy"]["runs_s"])
             row = {"arch": arch, "width": width, "batch": batch, "classes": classes,
                    "label": label, "impl": name, "device": candidates[name][1],
                    "median_ms": med * 1e3, "min_ms": min(runs) * 1e3, "runs": len(runs),

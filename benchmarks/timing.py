@@ -7,6 +7,7 @@ through :mod:`zfraw.backend`, the one module that knows about cupy.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -24,6 +25,12 @@ def synchronize(device: str) -> None:
 
 
 HOT_BELOW_S = 0.05
+
+
+def threads() -> int:
+    """The thread count a benchmark process runs its libraries at: ``OMP_NUM_THREADS`` when set
+    (the occlusion benchmark's one-thread rows), else every core."""
+    return int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
 
 
 def ceiling_device(device: str) -> str:

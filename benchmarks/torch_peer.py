@@ -9,10 +9,11 @@ needs none), which a zfraw Net computes.
 """
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 
 import numpy as np
+
+from .timing import threads
 
 try:
     import torch
@@ -34,9 +35,7 @@ def devices() -> list[tuple[str, str, str]]:
     """(column name, timing device, torch device) for each place PyTorch can run here."""
     if torch is None:
         return []
-    # Every core, as zfraw's kernels use, unless OMP_NUM_THREADS says otherwise (the
-    # occlusion benchmark's one-thread rows).
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
+    torch.set_num_threads(threads())   # as zfraw's kernels: every core unless told otherwise
     out = [("torch", "cpu", "cpu")]
     if torch.cuda.is_available():
         out.append(("torch-cuda", "torch-cuda", "cuda"))

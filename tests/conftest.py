@@ -60,6 +60,25 @@ def conv_products(request, monkeypatch):
     return request.param
 
 
+def train_folder_run(base, per_class: int, w: int, h: int):
+    """A one-epoch zf-32 (width 0.125) run on a folder: dataset of 3 classes (ant, bee, cat),
+    ``per_class`` w x h images each in train/ and val/, written under ``base``; its decode cache
+    in ``base/cache``. Returns (run folder, dataset root)."""
+    from zfraw.training import TrainConfig, train
+
+    root = base / "ds"
+    for split in ("train", "val"):
+        for k, c in enumerate(("ant", "bee", "cat")):
+            for i in range(per_class):
+                write_image(str(root / split / c / f"{i}.png"), w=w, h=h, seed=10 * k + i)
+    out = base / "run"
+    train(TrainConfig(arch="zf-32", width=0.125, data=f"folder:{root}", epochs=1,
+                      batch_size=per_class, init="he", input_scale=1 / 64, impl="numpy",
+                      out=str(out), cache_dir=str(base / "cache"), progress=False,
+                      prefetch=False), log=lambda *a: None)
+    return out, root
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A finished one-epoch run of a small zf-32 on 96 synthetic images (never modified by the

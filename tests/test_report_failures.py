@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_image
+from conftest import train_folder_run, write_image
 from definitions import one_line_error
 from zfraw import report
-from zfraw.training import TrainConfig, train
 from zfraw.viz.datasets import load_part_source
 
 # Only the cheap sections: the training curves and the first-layer filters.
@@ -29,18 +28,7 @@ QUICK = ["--limit", "12", "--maps", "2", "--batch-size", "32", "--skip", "rules"
 def folder_run(tmp_path_factory):
     """A one-epoch run on a folder: dataset of 3 classes of 48x40 images (so that the decode
     cache is used), its cache in its own folder."""
-    base = tmp_path_factory.mktemp("folder_run")
-    root = base / "ds"
-    for split in ("train", "val"):
-        for k, c in enumerate(("ant", "bee", "cat")):
-            for i in range(4):
-                write_image(str(root / split / c / f"{i}.png"), w=48, h=40, seed=10 * k + i)
-    out = base / "run"
-    train(TrainConfig(arch="zf-32", width=0.125, data=f"folder:{root}", epochs=1, batch_size=4,
-                      init="he", input_scale=1 / 64, impl="numpy", out=str(out),
-                      cache_dir=str(base / "cache"), progress=False, prefetch=False),
-          log=lambda *a: None)
-    return out, root
+    return train_folder_run(tmp_path_factory.mktemp("folder_run"), per_class=4, w=48, h=40)
 
 
 def leftovers(folder):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import write_image
+from conftest import train_folder_run
 from zfraw.report import build_report, parse_args
 from zfraw.report.records import record_text
 from zfraw.report.sections import (PAPER_TABLE1, box_area_shares, first_per_class,
@@ -322,19 +322,8 @@ def test_invariance_images_are_the_first_of_each_class_and_said(trained_run, tmp
 def parts_run(tmp_path_factory):
     """A one-epoch run on a folder dataset of 3 classes (5 validation images each), and a parts
     file naming eyes and a nose on 4, 3 and 2 images of the classes."""
-    from zfraw.training import TrainConfig, train
-
     base = tmp_path_factory.mktemp("parts_run")
-    root = base / "ds"
-    for split in ("train", "val"):
-        for k, c in enumerate(("ant", "bee", "cat")):
-            for i in range(5):
-                write_image(str(root / split / c / f"{i}.png"), w=40, h=40, seed=10 * k + i)
-    out = base / "run"
-    train(TrainConfig(arch="zf-32", width=0.125, data=f"folder:{root}", epochs=1, batch_size=5,
-                      init="he", input_scale=1 / 64, impl="numpy", out=str(out),
-                      cache_dir=str(base / "cache"), progress=False, prefetch=False),
-          log=lambda *a: None)
+    out, _ = train_folder_run(base, per_class=5, w=40, h=40)
     face = {"left eye": [22, 10, 28, 16], "right eye": [10, 10, 16, 16],
             "nose": [15, 20, 24, 28]}
     parts = {f"val/{c}/{i}.png": face for c, n in (("ant", 4), ("bee", 3), ("cat", 2))
