@@ -302,20 +302,65 @@ def test_report_picks_occlusion_images_and_statistic_images_by_rule(trained_run,
     assert record["report"].startswith("zfraw report: ")
 
 
-def test_invariance_images_are_the_first_of_each_class_and_said(trained_run, tmp_path):
+def walk_first_per_class(labels, among):
+    """The Fig. 5 rule written out independently: images where ``among`` holds, one per class in
+    order, then the others for classes not yet taken."""
+    picks, taken = [], set()
+    for want in (True, False):
+        for i, c in enumerate(labels):
+            if bool(among[i]) == want and int(c) not in taken and len(picks) < 4:
+                taken.add(int(c))
+                picks.append(i)
+    return sorted(picks)
+
+
+def test_first_per_class_prefers_images_that_meet_the_condition():
+    src = ImageSource(np.zeros((8, 4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.float32), 4,
+                      np.array([0, 0, 1, 2, 1, 3, 2, 0]))
+    among = np.array([False, True, False, False, True, False, False, False])
+    assert list(first_per_class(src, 3)) == [0, 2, 3]
+    # class 0 from image 1 and class 1 from image 4 (they meet it), then class 2's first
+    assert list(first_per_class(src, 3, among=among)) == [1, 3, 4]
+    assert list(first_per_class(src, 3, among=among)) == walk_first_per_class(src.labels,
+                                                                              among)[:3]
+
+
+def test_invariance_images_are_picked_by_the_stated_rule(trained_run, tmp_path):
+    from zfraw.backend import to_host
+    from zfraw.ops.loss import softmax
+
     path = build_report(parse_args([
         "--run", str(trained_run), "--limit", "30", "--batch-size", "32",
-        "--invariance-images", "4", "--out", str(tmp_path / "r"),
+        "--invariance-images", "4", "--invariance-min-prob", "0.1", "--out", str(tmp_path / "r"),
         "--skip", "filters", "rules", "top9", "evolution", "occlusion", "correspondence"]))
     html = path.read_text()
-    _, src = source_of(trained_run, 30)
-    first = {}
-    for i, c in enumerate(src.labels):                    # walking in the dataset's order
-        first.setdefault(int(c), i)
-    expected = sorted(first.values())[:4]
-    assert list(first_per_class(src, 4)) == expected
-    m = re.search(r"The example images, by a rule: .*?validation images ([\d, ]+)", html)
+    net, src = source_of(trained_run, 30)
+    probs = softmax(to_host(net.eval().forward(src.inputs(np.arange(len(src))))).astype(
+        np.float64))
+    meets = (probs.argmax(axis=1) == src.labels) & (probs[np.arange(len(src)), src.labels] >= 0.1)
+    expected = walk_first_per_class(src.labels, meets)
+    m = re.search(r"The example images, by a rule: .*?classifies correctly with p\(true class\) "
+                  r"&gt;= 0.1 .*?validation images ([\d, ]+)", html)
     assert m and [int(v) for v in m.group(1).rstrip(", ").split(", ")] == expected
+    shortfall = 4 - int(meets[expected].sum())
+    assert ("meet the first condition" in html) == (shortfall > 0)
+
+
+def test_final_state_adds_the_last_epoch_that_no_epoch_file_keeps(trained_run, tmp_path):
+    import shutil
+
+    from zfraw.rundir import RunDir
+
+    run = RunDir(trained_run)
+    assert [e for e, _ in run.epoch_checkpoints()] == [1] and run.final_state() is None
+    assert [e for e, _ in run.snapshots(final=True)] == [1]
+    copy = tmp_path / "run"
+    shutil.copytree(trained_run, copy)
+    (copy / "epoch-001.npz").unlink()
+    moved = RunDir(copy)
+    assert moved.final_state() == (1, moved.last_path)
+    assert [e for e, _ in moved.snapshots()] == []
+    assert [e for e, _ in moved.snapshots(final=True)] == [1]
 
 
 @pytest.fixture(scope="module")

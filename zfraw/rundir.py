@@ -470,9 +470,25 @@ class RunDir:
                            f"{flag} a checkpoint of {self.path}, or use the folder of the run "
                            "it belongs to")
 
-    def snapshots(self, device: str = "cpu", config: dict | None = None):
+    def final_state(self):
+        """(epoch, last.npz) when last.npz holds a whole epoch later than every epoch-NNN.npz
+        (the run's final net, which no epoch file keeps unless its epoch was a kept one), else
+        None (no last.npz, a mid-epoch save, or an epoch file of the same epoch)."""
+        if not self.last_path.is_file():
+            return None
+        meta = self.load(self.last_path)[0]["meta"]
+        kept = [e for e, _ in self.epoch_checkpoints()]
+        epoch = int(meta.get("epoch", 0))
+        if meta.get("step", 0) or epoch < 1 or (kept and epoch <= kept[-1]):
+            return None
+        return epoch, self.last_path
+
+    def snapshots(self, device: str = "cpu", config: dict | None = None, final: bool = False):
         """Yields (epoch, net) for every epoch-NNN.npz of the run, oldest first (one net alive
-        at a time)."""
+        at a time); with ``final``, then the final net too where no epoch file keeps it
+        (:meth:`final_state`: e.g. the paper's Fig. 4 ends with its last epoch, 64)."""
         config = config or self.read_config()
-        for epoch, path in self.epoch_checkpoints():
+        found = self.epoch_checkpoints()
+        last = self.final_state() if final else None
+        for epoch, path in found + ([last] if last else []):
             yield epoch, self.load_net(path, device, config)[0]

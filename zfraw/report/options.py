@@ -61,7 +61,12 @@ def parse_args(argv=None):
                    help="maps followed per layer, drawn at random once (default 6)")
     p.add_argument("--evolution-images", type=int, default=256,
                    help="training images searched at each epoch (default 256; the paper: all)")
-    p.add_argument("--invariance-images", type=int, default=5)
+    p.add_argument("--invariance-images", type=int, default=5,
+                   help="Fig. 5 images: walking the validation images in order, one per class, "
+                   "those the net classifies correctly with p(true class) >= "
+                   "--invariance-min-prob first (default 5)")
+    p.add_argument("--invariance-min-prob", type=float, default=0.5,
+                   help="Fig. 5 images' least p(true class) (default 0.5)")
     p.add_argument("--occlusion-layer", default=None,
                    help="default relu5 (a model: the last conv's relu)")
     p.add_argument("--occlusion-size", type=int, default=None, help="default crop/4")
@@ -152,7 +157,7 @@ def check_args(args, net, layers: dict, all_maps_among=None) -> None:
         value = getattr(args, name)
         if value is not None and value < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
-    for name in ("occlusion_min_prob", "occlusion_max_box"):
+    for name in ("occlusion_min_prob", "occlusion_max_box", "invariance_min_prob"):
         value = getattr(args, name)
         if not 0 <= value <= 1:
             raise ValueError(f"--{name.replace('_', '-')} must be in 0..1, got {value}")

@@ -106,7 +106,8 @@ def section_steps(page, out, s: Subject, args) -> dict:
             n_maps=args.evolution_maps, seed=args.seed, batch_size=args.batch_size),
         "invariance": lambda: section_invariance(page, out, net, source, layers["invariance"],
                                                  s.truth, n_images=args.invariance_images,
-                                                 batch_size=args.batch_size),
+                                                 batch_size=args.batch_size,
+                                                 min_prob=args.invariance_min_prob),
         "occlusion": lambda: section_occlusion(
             page, out, net, source, layers["occlusion"], s.truth, topk,
             figures=args.occlusion_figures, stats=args.occlusion_stats,

@@ -263,8 +263,8 @@ def section_evolution(page, out, net, training, layers, *, n_images, n_maps, see
         return
     evo = evolution_by_layer(training.snapshots(), train, maps, batch_size=batch_size)
     epochs = [e for e, _ in evo]
-    page.text(f"For each saved epoch ({', '.join(map(str, epochs))}; the paper: 1, 2, 5, 10, 20, "
-              f"30, 40, 64), the strongest activation of each map over {len(train)} training "
+    page.text(f"For each saved epoch and the final one ({', '.join(map(str, epochs))}; the "
+              f"paper: 1, 2, 5, 10, 20, 30, 40, 64), the strongest activation of each map over {len(train)} training "
               f"images (a seeded sample of the run's training set, --evolution-images; the "
               f"paper: all of them), projected to pixel space with the deconvnet and cropped to "
               f"its receptive field. Rows: {n_maps} maps per layer drawn at random "
@@ -296,15 +296,21 @@ def invariance_strip(source, x, kind, amounts, zoom):
     return vstack([head] + rows, pad=3)
 
 
-def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, batch_size):
+def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, batch_size,
+                       min_prob=0.5):
     """Fig. 5: feature distances at ``layers`` and the probability of ``truth`` as ``n_images``
-    images (one per class) are moved, scaled and rotated; with ``truth`` None (no classifier)
-    the distances only."""
+    images (one per class; with the true class known, images the net classifies correctly with
+    p(true) >= ``min_prob`` first, as the paper's examples are) are moved, scaled and rotated;
+    with ``truth`` None (no classifier) the distances only."""
     page.heading("Invariance to vertical translation, scale and rotation (Fig. 5)")
     scores = truth is not None
     if not scores:
         page.text(no_classifier(net, "the probability curves (the paper's last column) are"))
-    idx = first_per_class(source, n_images, fill=truth != TRUE)
+    meets = None
+    if truth == TRUE:
+        p_true, top1 = class_scores(net, source, batch_size)
+        meets = (top1 == source.labels) & (p_true >= min_prob)
+    idx = first_per_class(source, n_images, fill=truth != TRUE, among=meets)
     x, labels = source.inputs(idx), source.labels[idx]
     crop = source.crop
     step = max(1, crop // 32)
@@ -317,11 +323,16 @@ def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, 
     strips = {k: invariance_strip(source, x, k, a, zoom) for k, a in amounts.items()}
     names = [source.names[c] for c in labels]
     files = "" if source.files is None else f" ({', '.join(source.files[i] for i in idx)})"
+    which = ("" if meets is None else f"that the net classifies correctly with p(true class) "
+             f">= {min_prob:g} (--invariance-min-prob) and ")
+    short = "" if meets is None or meets[idx].all() else (
+        f" Only {int(meets[idx].sum())} of them meet the first condition: the others are the "
+        f"first images of classes not yet taken.")
     page.text(f"The example images, by a rule: walking the validation images in the dataset's "
-              f"order, each image whose class has not been taken yet, until {len(idx)} "
+              f"order, each image {which}whose class has not been taken yet, until {len(idx)} "
               f"(--invariance-images; one class each): validation images "
               f"{', '.join(map(str, idx))}{files}, of "
-              f"{', '.join(plots.short_name(n) for n in names)}.")
+              f"{', '.join(plots.short_name(n) for n in names)}.{short}")
     page.image(plots.invariance_figure(out / "invariance.png", curves, layers,
                                        "true class" if truth == TRUE else "top-1 class",
                                        strips, names, strip_tile=crop * zoom),
@@ -336,16 +347,24 @@ def section_invariance(page, out, net, source, layers, truth=TRUE, *, n_images, 
                + (f", {len(layers) + 2}: the probability of {truth}." if scores else "."))
 
 
-def first_per_class(source, n, fill: bool = False):
+def first_per_class(source, n, fill: bool = False, among=None):
     """Up to n image indices, one per class, so curves cover different classes: walking the
-    images in order, each one whose class has not been taken yet, until n (the first image of
-    each of the first n classes met); with ``fill``, topped up with the first other images
-    where there are fewer classes than n (an imported net's predictions may fall in one
-    class)."""
-    picks = []
-    for c in np.unique(source.labels):
-        picks.append(source.class_indices(c)[0])
-    picks = sorted(picks)[:n]
+    images in order, each one whose class has not been taken yet, until n. With ``among`` (a
+    bool per image, e.g. "classified correctly and confidently"), the walk takes only images
+    where it holds, then, where that gives fewer than n, walks the others for the classes not
+    yet taken. With ``fill``, topped up with the first other images where there are fewer
+    classes than n (an imported net's predictions may fall in one class)."""
+    labels = np.asarray(source.labels)
+    ok = np.ones(len(labels), bool) if among is None else np.asarray(among, bool)
+    picks, taken = [], set()
+    for candidates in (np.flatnonzero(ok), np.flatnonzero(~ok)):
+        for i in candidates:
+            if len(picks) == n:
+                break
+            if labels[i] not in taken:
+                taken.add(labels[i])
+                picks.append(int(i))
+    picks = sorted(picks)
     if fill:
         picks = sorted(picks + [i for i in range(len(source)) if i not in picks][:n - len(picks)])
     return np.array(picks)

@@ -30,7 +30,7 @@ class Training:
     """What only a training run has: its metrics and epoch checkpoints (Fig. 4's snapshots)."""
     metrics: list               # metrics.jsonl's records, one per epoch
     epochs: list                # the epoch checkpoints, [(epoch, path)]
-    snapshots: Callable         # () -> (epoch, net) for each of them, in order
+    snapshots: Callable         # () -> (epoch, net) for each of them, in order, then the final net
     images: Callable            # n -> ImageSource of n of the run's training images
 
 
@@ -159,7 +159,7 @@ def run_subject(args) -> Subject:
             config, mean, crop, args.data, n, classes=classes)),
         training=Training(
             metrics=run.read_metrics(), epochs=run.epoch_checkpoints(),
-            snapshots=lambda: run.snapshots(args.device, config),
+            snapshots=lambda: run.snapshots(args.device, config, final=True),
             images=_with_cache_errors(cache, lambda n: load_train_source(
                 config, mean, crop, n, args.data, classes))),
         other=compared_run(args.compare, net, config, args.device) if args.compare else None)
