@@ -316,6 +316,26 @@ def test_lr_mult_and_init_scale_apply_to_their_layer_only(tmp_path):
         train(tiny_config(tmp_path / "bad", init_scale={"conv7": 2.0}), log=lambda *a: None)
 
 
+def test_init_bias_starts_its_layers_biases_at_the_value(tmp_path):
+    """One step from a start with conv2's biases at 1: before the step (b - v) they are 1
+    there, and every other bias starts at the plain initialisation's value (0)."""
+    result = train(tiny_config(tmp_path / "b", epochs=1, renorm_radius=0.0,
+                               init_bias={"conv2": 1.0}),
+                   step_hook=_interrupt_at(0, 1, KeyboardInterrupt), log=lambda *a: None)
+    assert result["status"] == "interrupted"
+    w = weights(tmp_path / "b")
+    assert w["meta"]["config"]["init_bias"] == {"conv2": 1.0}
+    for name in ("conv1.b", "conv2.b", "fc8.b"):
+        begun = w["net"][name] - w["opt"]["velocity"][name]
+        np.testing.assert_allclose(begun, 1.0 if name == "conv2.b" else 0.0, atol=1e-6,
+                                   err_msg=name)
+    with pytest.raises(ValueError, match="--init-bias conv7"):
+        train(tiny_config(tmp_path / "bad", init_bias={"conv7": 1.0}), log=lambda *a: None)
+    with pytest.raises(ValueError, match="finite"):
+        train(tiny_config(tmp_path / "bad2", init_bias={"conv2": float("nan")}),
+              log=lambda *a: None)
+
+
 def test_per_image_predictions_are_kept_and_agree_with_the_metrics(tmp_path):
     lines = []
     train(tiny_config(tmp_path, holdout=3, val_from_train=2), log=lines.append)

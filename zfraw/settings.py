@@ -71,6 +71,8 @@ def add_run_settings(p: argparse.ArgumentParser, arch_default: str | None = None
         help="multiply one layer's learning rate, e.g. conv1=10 (Caffe's lr_mult)")
     add("--init-scale", type=layer_factors, metavar="LAYER=F[,LAYER=F]",
         help="multiply one layer's initial weights, e.g. conv1=0.0625")
+    add("--init-bias", type=layer_factors, metavar="LAYER=V[,LAYER=V]",
+        help="start one layer's biases at V, e.g. conv5=1 (Krizhevsky's ReLUs start on)")
     add("--holdout", type=int, metavar="K",
         help="hold out the last K training images of each class and evaluate them every epoch; "
         "the plateau schedule then decides on them, never on the validation set (default 0)")

@@ -72,7 +72,9 @@ class TrainConfig:
     decided on, for a larger validation set than the dataset's own; ``lr_mult`` ({layer: factor}) scales one layer's learning rate
     (Caffe's per-layer lr_mult, :class:`zfraw.optim.SGD`); ``init_scale`` ({layer: factor})
     multiplies one layer's initial weights (conv1=1/16 puts He's conv1 of zf-64 at about the
-    paper's N(0, 0.01^2), so that what it learns soon outweighs its random start)."""
+    paper's N(0, 0.01^2), so that what it learns soon outweighs its random start);
+    ``init_bias`` ({layer: value}) starts one layer's biases at a constant (Krizhevsky et al.
+    started conv2, conv4, conv5, fc6 and fc7 at 1 so that their ReLUs begin on, not dead)."""
 
     arch: str = "zf-32"
     data: str = "synthetic"
@@ -103,6 +105,7 @@ class TrainConfig:
     val_from_train: int = 0
     lr_mult: dict | None = None
     init_scale: dict | None = None
+    init_bias: dict | None = None
 
 
 # What a resume may do with each setting. FIXED ones define the run (the net, the data, the
@@ -111,7 +114,7 @@ class TrainConfig:
 # only concern this process (where output goes, how data is read) and are taken silently.
 FIXED = ("arch", "width", "data", "resize", "seed", "init", "batch_size", "input_scale",
          "dropout", "momentum", "weight_decay", "renorm_radius", "init_from", "holdout", "val_from_train",
-         "lr_mult", "init_scale")
+         "lr_mult", "init_scale", "init_bias")
 CHANGEABLE = ("epochs", "lr", "schedule", "lr_step", "impl", "device", "ten_crop")
 SESSION = ("out", "cache_dir", "on_error", "prefetch", "progress")
 assert set(FIXED + CHANGEABLE + SESSION) == {f.name for f in dataclasses.fields(TrainConfig)}
@@ -169,6 +172,10 @@ def check_config(cfg: TrainConfig) -> None:
                  f"with weights (it has {', '.join(trained)})")
             need(math.isfinite(factor) and factor > 0,
                  f"{flag} {name}={factor}: the factor must be a positive number")
+    for name, value in (cfg.init_bias or {}).items():
+        need(name in trained, f"--init-bias {name}={value}: {cfg.arch} has no layer {name!r} "
+             f"with weights (it has {', '.join(trained)})")
+        need(math.isfinite(value), f"--init-bias {name}={value}: the bias must be a finite number")
     crop = spec["input"][1]
     need(cfg.resize is None or cfg.resize <= MAX_RESIZE * crop,
          f"--resize {cfg.resize} is more than {MAX_RESIZE} times the net's {crop}px input (at "
@@ -704,12 +711,15 @@ class _Session:
 
 
 def _build_net(cfg: TrainConfig, num_classes: int):
-    """The freshly initialised net of ``cfg`` (``init_scale`` and ``dropout`` applied), on its
+    """The freshly initialised net of ``cfg`` (``init_scale``, ``init_bias`` and ``dropout``
+    applied), on its
     device: before the optimizer exists, so that its velocities go where the weights are, and
     before any checkpoint is loaded over it."""
     net = build(cfg.arch, num_classes, seed=cfg.seed, init=cfg.init, width=cfg.width)
     for name, factor in (cfg.init_scale or {}).items():
         net.layer(name).params["W"] *= factor
+    for name, value in (cfg.init_bias or {}).items():
+        net.layer(name).params["b"][...] = value
     if cfg.dropout is not None:
         for layer in net.layers:
             if isinstance(layer, Dropout):

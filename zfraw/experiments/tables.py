@@ -103,6 +103,7 @@ def scale_text(base: TrainConfig, arch: str, seeds: int = 1) -> str:
             f"{0.5 if base.dropout is None else base.dropout}"
             + (f", init scale {base.init_scale}" if base.init_scale else "")
             + (f", lr mult {base.lr_mult}" if base.lr_mult else "")
+            + (f", init bias {base.init_bias}" if base.init_bias else "")
             + f"; seeds {base.seed}..{base.seed + seeds - 1}; measured on "
             f"{platform.node() or 'this machine'} ({platform.machine()}, impl "
             f"{base.impl or 'default'}, device {base.device})")
