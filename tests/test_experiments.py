@@ -143,6 +143,32 @@ def test_seeds_train_every_row_first_then_the_next_seed_and_pair_the_orderings(t
     assert "diagnostics" in result and set(result["diagnostics"]) == {"alexnet", "zf"}
 
 
+def test_the_replication_trains_with_its_own_per_layer_rates(tmp_path, monkeypatch, capsys):
+    """--replication-lr-mult: the alexnet row's runs take it, every other row --lr-mult; the
+    table says that the rows differ in it; other experiments refuse it."""
+    seen = {}
+    real_train = tables.train
+
+    def recording(cfg, **kw):
+        seen[cfg.arch] = cfg.lr_mult
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(tables, "train", recording)
+    monkeypatch.setattr(tables, "ALEXNET_OF", {"zf-32": "zf-32+fc-half"})
+    out = tmp_path / "exp"
+    assert experiments_cli.main(["table2", "--out", str(out), "--lr-mult", "conv1=10",
+                                 "--replication-lr-mult", "conv1=1"] + TOY) == 0
+    assert seen == {"zf-32+fc-half": {"conv1": 1.0}, "zf-32": {"conv1": 10.0},
+                    "zf-32+conv345-wide": {"conv1": 10.0}}
+    saved = json.loads((out / "zf-32+fc-half" / "seed-0" / "config.json").read_text())
+    assert saved["lr_mult"] == {"conv1": 1.0}
+    md = (out / "table2.md").read_text()
+    assert "per-layer rates {'conv1': 1.0} (--replication-lr-mult)" in md
+    assert experiments_cli.main(["table3", "--out", str(tmp_path / "t3"),
+                                 "--replication-lr-mult", "conv1=1"] + TOY) == 2
+    assert "for table2 only" in capsys.readouterr().err
+
+
 def test_experiments_sharing_a_folder_keep_their_own_results(tmp_path):
     """table2 and table3 share rows when given one --out: each writes its own files."""
     from zfraw.experiments.results import write_results

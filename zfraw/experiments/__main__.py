@@ -20,7 +20,7 @@ import sys
 from ..checkpoint import os_error_line
 from ..data import DataError
 from ..rundir import check_out_folder
-from ..settings import add_run_settings, run_settings
+from ..settings import add_run_settings, layer_factors, run_settings
 from ..training import HardStop, TrainConfig, TrainingDiverged
 from . import CALTECH_EXPERIMENTS, EXPERIMENTS
 
@@ -35,6 +35,10 @@ def parse_args(argv=None):
                    help="table2/table3: train every row with seeds --seed, --seed+1, ... (one "
                    "run folder each, OUT/<row>/seed-S); the tables give each row's mean and 95%% "
                    "interval over seeds and images (default 1)")
+    p.add_argument("--replication-lr-mult", type=layer_factors, default=None,
+                   metavar="LAYER=F[,LAYER=F]",
+                   help="table2: the replication's own per-layer rates in place of --lr-mult "
+                   "(e.g. conv1=1 where --lr-mult conv1=10 suits zf's first layer only)")
     p.add_argument("--source", default=None, help="Caltech experiments: the pretrained run")
     p.add_argument("--splits", type=int, default=5, help="Caltech random splits (default 5)")
     p.add_argument("--train-sizes", type=int, nargs="+", default=None,
@@ -62,7 +66,11 @@ def main(argv=None) -> int:
             result = CALTECH_EXPERIMENTS[a.experiment](base, a.out, print, a.source, a.splits,
                                                        a.train_sizes, scratch)
         else:
-            result = EXPERIMENTS[a.experiment](base, a.out, print, seeds=a.seeds)
+            extra = ({"replication_lr_mult": a.replication_lr_mult}
+                     if a.replication_lr_mult is not None else {})
+            if extra and a.experiment != "table2":
+                raise ValueError("--replication-lr-mult is for table2 only")
+            result = EXPERIMENTS[a.experiment](base, a.out, print, seeds=a.seeds, **extra)
     except (HardStop, KeyboardInterrupt):
         print("stopped by Ctrl-C; run the same command to continue", file=sys.stderr)
         return 130

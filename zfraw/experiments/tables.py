@@ -137,15 +137,17 @@ def _err(rows: dict, name: str, key: str = "val_top1_err"):
 
 
 def run_rows(name: str, title: str, base: TrainConfig, rows: list, out, log, finish,
-             seeds: int = 1) -> dict:
+             seeds: int = 1, bases: dict | None = None) -> dict:
     """Train each (row name, arch, paper numbers) for ``seeds`` seeds as OUT/<arch>/seed-S
     (seed by seed: every row's first seed before any row's second, so a partial experiment
     already compares every row), rewriting the results after each run; ``finish(result, by)``
     adds the experiment's orderings and extras (``by``: row name -> row with its per-image
-    errors). Rows without the paper's numbers (zfraw's extras) train their first seed only."""
+    errors). Rows without the paper's numbers (zfraw's extras) train their first seed only.
+    ``bases``: row name -> the settings that row trains with where they differ from ``base``."""
     from .results import write_results
 
-    configs = {r: seed_runs(base, arch, out, seeds if p is not None else 1)
+    bases = bases or {}
+    configs = {r: seed_runs(bases.get(r, base), arch, out, seeds if p is not None else 1)
                for r, arch, p in rows}
     result = {"experiment": name, "title": title, "scale": scale_text(base, rows[0][1], seeds),
               "rows": [], "orderings": [], "notes": []}
@@ -177,8 +179,11 @@ def run_rows(name: str, title: str, base: TrainConfig, rows: list, out, log, fin
     return result
 
 
-def table2(base: TrainConfig, out, log, seeds: int = 1) -> dict:
-    """Table 2 at the scale of ``base`` (its arch: zf or zf-64), plus Fig. 6's diagnostics."""
+def table2(base: TrainConfig, out, log, seeds: int = 1, replication_lr_mult=None) -> dict:
+    """Table 2 at the scale of ``base`` (its arch: zf or zf-64), plus Fig. 6's diagnostics.
+    ``replication_lr_mult`` ({layer: factor}): the replication's own per-layer rates in place
+    of ``base.lr_mult`` (a conv1 rate found for zf's small first layer can kill the 11x11/4
+    one: docs/reproduction.md, Fig. 6)."""
     cache = {}
 
     def diagnosed(cfg):
@@ -194,6 +199,8 @@ def table2(base: TrainConfig, out, log, seeds: int = 1) -> dict:
     if zf not in ALEXNET_OF:
         raise ValueError(f"table2 compares zf with alexnet at one input size: --arch must be one "
                          f"of {', '.join(ALEXNET_OF)}, got {zf!r}")
+    bases = {} if replication_lr_mult is None else {
+        "alexnet": dataclasses.replace(base, lr_mult=replication_lr_mult)}
     rows = [("alexnet", ALEXNET_OF[zf], paper.TABLE2["alexnet"]),
             ("zf", zf, paper.TABLE2["zf"]),
             ("zf conv3-5 512/1024/512", zf + "+conv345-wide", paper.TABLE2["zf+conv345-wide"])]
@@ -205,13 +212,19 @@ def table2(base: TrainConfig, out, log, seeds: int = 1) -> dict:
                       "the paper: 38.4 vs 40.5"),
             _ordering("wider conv3-5 beats zf", by, "zf conv3-5 512/1024/512", "zf",
                       "the paper: 37.5 vs 38.4")]
-        first = {r: seed_runs(base, by[r]["arch"], out, 1)[0] for r in ("alexnet", "zf")}
+        first = {r: seed_runs(bases.get(r, base), by[r]["arch"], out, 1)[0]
+                 for r in ("alexnet", "zf")}
         result["diagnostics"] = {r: diagnosed(cfg) for r, cfg in first.items()
                                  if base.seed in by[r].get("seeds", [])}
         result["notes"] = [_diagnostics_text(result["diagnostics"])] if result["diagnostics"] else []
+        if bases:
+            result["notes"].insert(0, f"The replication trains with per-layer rates "
+                                   f"{replication_lr_mult} (--replication-lr-mult), the other "
+                                   f"rows with {base.lr_mult or 'none'}: the rows differ in "
+                                   "that as well as in their first layers.")
 
     return run_rows("table2", "Table 2: zf against the Krizhevsky replication", base, rows, out,
-                    log, finish, seeds)
+                    log, finish, seeds, bases)
 
 
 def _diagnostics(cfg: TrainConfig, limit: int = 128) -> dict:
