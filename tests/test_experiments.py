@@ -113,6 +113,8 @@ def test_table3_runs_end_to_end_and_resumes_after_a_kill(tmp_path, monkeypatch, 
     assert {o["margin"] for o in result["orderings"]} == {None, tables.LITTLE}
     md = (out / "table3.md").read_text()
     assert "| removed fc6, fc7 | `zf-32+no-fc67` | 1 | 0 | 12 |" in md and "44.8" in md
+    # the fc6-7 width rows stand beside the paper's own-model rows (2048 / 8192 units)
+    assert "halving fc6-7 makes little difference" in md and "the paper: 40.2 vs 38.4" in md
     assert "width 0.125, 1 epochs" in md and "95% interval" in md
 
 
