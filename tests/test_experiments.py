@@ -196,3 +196,10 @@ def test_a_row_finished_without_per_image_predictions_is_named_not_fatal(tmp_pat
     assert base["seeds"] == [] and "seeds 0 finished without per-image predictions" in \
         base["status"]
     assert "ci95" not in base
+
+
+def test_a_rows_train_time_leaves_out_the_time_a_run_spent_stopped():
+    """A paused epoch records the wall-clock of the pause; the median epoch does not."""
+    records = [{"epoch": e, "train_time_s": t} for e, t in enumerate([22.0, 12.0, 2600.0, 11.0], 1)]
+    assert tables.compute_time_s(records) == pytest.approx(4 * 17.0)
+    assert tables.compute_time_s([{"epoch": 1}]) == 0.0

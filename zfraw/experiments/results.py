@@ -78,6 +78,9 @@ def markdown(result: dict, accuracy: bool = False) -> str:
             minutes = row.get("train_time_s")
             cells += [_fmt(None if minutes is None else minutes / 60), row.get("status", "")]
             lines.append("| " + " | ".join(cells) + " |")
+        if seeded:
+            lines += ["", "Train time: each seed's median epoch time times its epochs, summed "
+                      "over the row's seeds (the time a run spent stopped does not count)."]
     if result.get("orderings"):
         lines += ["", "The paper's orderings at this scale:", ""]
         if any("difference" in o for o in result["orderings"]):

@@ -44,11 +44,20 @@ def seed_runs(base: TrainConfig, arch: str, out, seeds: int) -> list:
                                 out=f"{out}/{arch}/seed-{base.seed + i}") for i in range(seeds)]
 
 
+def compute_time_s(records: list) -> float:
+    """A run's training time from its per-epoch records, without the time it spent stopped:
+    its median epoch time times its epochs (an epoch that was paused or killed and resumed
+    records the wall-clock of the pause, and the median ignores it)."""
+    times = [r["train_time_s"] for r in records if "train_time_s" in r]
+    return float(np.median(times)) * len(records) if times else 0.0
+
+
 def _row_metrics(cfgs: list) -> dict:
     """The measured numbers of a row from its seeds' run folders (errors in percent): the mean
     validation top-1 error over the finished seeds and images with its 95% interval
     (:mod:`zfraw.experiments.stats`), the per-image errors it came from (``errors``, kept in
-    memory for the orderings, not written), the running train error of the last epoch (dropout
+    memory for the orderings, not written), the training time of all its seeds
+    (:func:`compute_time_s`), the running train error of the last epoch (dropout
     on, random crops, as the paper's) and the evaluation-mode train error on a fixed sample
     (``train_eval_top1_err``: no dropout, centre crop, which tells underfitting from
     convergence)."""
@@ -82,8 +91,7 @@ def _row_metrics(cfgs: list) -> dict:
                per_seed_val_top1_err=[100 * float(e.mean()) for e in errors],
                train_top1_err=100 * (1 - mean("train_top1")),
                train_eval_top1_err=None if train_eval is None else 100 * (1 - train_eval),
-               train_time_s=sum(r.get("train_time_s", 0.0) for c in cfgs
-                                for r in RunDir(c.out).read_metrics()),
+               train_time_s=sum(compute_time_s(RunDir(c.out).read_metrics()) for c in cfgs),
                errors=dict(zip(done, errors)))
     return out
 
